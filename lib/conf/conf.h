@@ -1,0 +1,92 @@
+/* conf: the daemon's configuration, read with libconfig and checked whole.
+ *
+ * conf_load either returns a complete, validated struct conf or fails with a
+ * message naming file, line and key. Unknown keys are errors: a typo must not
+ * silently fall back to a default. Every field has a default (conf_defaults),
+ * so `make run` works from the embedded minimal config. */
+#ifndef LIB_CONF_CONF_H
+#define LIB_CONF_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONF_MAX_LISTEN   16
+#define CONF_MAX_SECRETS  8
+#define CONF_MAX_ORIGINS  16
+#define CONF_PATH_MAX     1024
+
+struct conf_listen {
+    char addr[64];              /* numeric IPv4 or IPv6 address, no brackets */
+    int  port;
+    bool tls;
+};
+
+struct conf_secret {
+    unsigned char key[256];
+    size_t        len;
+};
+
+struct conf {
+    char     source[CONF_PATH_MAX];     /* file it came from, for messages */
+
+    /* server */
+    struct conf_listen listen[CONF_MAX_LISTEN];
+    size_t   nlisten;
+    int      workers;                   /* 0 = number of online CPUs */
+    int      max_connections;           /* per worker */
+    char     user[64], group[64];       /* drop to these after bind; "" = stay */
+    char     pidfile[CONF_PATH_MAX];
+    int      shutdown_grace;            /* s: in-flight requests may finish */
+    char     url_prefix[256];           /* "/" or "/upload/": stripped before MAC */
+
+    /* storage */
+    char     storage_dir[CONF_PATH_MAX];
+    char     staging_dir[CONF_PATH_MAX];   /* same filesystem as storage_dir */
+    uint64_t max_upload_size;           /* bytes */
+    uint64_t min_free_bytes;            /* refuse (507) below this much free */
+
+    /* security */
+    struct conf_secret secrets[CONF_MAX_SECRETS];
+    size_t   nsecrets;
+    int      token_max_lifetime;        /* s: v3/token expiries further out are refused */
+    char     cors_origins[CONF_MAX_ORIGINS][256];
+    size_t   ncors_origins;
+
+    /* timeouts (s) */
+    int      readtimeout;               /* header must arrive within */
+    int      writetimeout;              /* a response write may stall this long */
+    int      idletimeout;               /* keep-alive connection with no request */
+    int      uploadtimeout;             /* one request body, start to end */
+
+    /* network */
+    bool     networkchangedetection;
+    bool     uploadpauseonchange;
+    int      reconnectdelay;            /* s: pause window after a change */
+    int      keepaliveinterval;         /* s: TCP keep-alive idle and interval */
+    int      keepalivecount;
+
+    /* uploads */
+    char     shm_name[64];              /* POSIX shm name, "/hmac-file-server" */
+    int      session_capacity;
+    int      sessiontimeout;            /* s: idle resumable sessions expire */
+    uint64_t chunk_max_size;            /* bytes: largest single chunk */
+
+    /* tls */
+    char     tls_cert[CONF_PATH_MAX];
+    char     tls_key[CONF_PATH_MAX];
+
+    /* logging */
+    char     log_target[CONF_PATH_MAX]; /* "stderr", "syslog" or a path */
+    int      log_level;                 /* enum log_level */
+};
+
+void conf_defaults(struct conf *c);
+/* Reads path into c (defaults first). 0 on success; -1 with err set to
+ * "FILE:LINE: KEY: problem". */
+int  conf_load(const char *path, struct conf *c, char *err, size_t errlen);
+/* Same, from an in-memory string (the embedded dev config, tests). */
+int  conf_load_string(const char *text, const char *name, struct conf *c,
+                      char *err, size_t errlen);
+
+#endif
