@@ -74,8 +74,9 @@ struct auth_result {
  * content_length == -1 nothing but syntax and expiry can be checked: the
  * answer is AUTH_SIZE_UNKNOWN (with out->variant set), and the caller must
  * call auth_check again with the final size, and the same `now`, before it
- * publishes the file. Expiry is checked after the MAC, so AUTH_EXPIRED and
- * AUTH_TOO_LONG mean the URL was genuine. max_lifetime <= 0: no bound. */
+ * publishes the file. Once the size is known, expiry is checked after the
+ * MAC, so AUTH_EXPIRED and AUTH_TOO_LONG then mean the URL was genuine.
+ * max_lifetime <= 0: no bound. */
 int auth_check(const struct auth_key *keys, size_t nkeys,
                const struct auth_request *req, time_t max_lifetime,
                struct auth_result *out);
