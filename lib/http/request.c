@@ -1,0 +1,259 @@
+/* request.c: glue between http_parser's callbacks and one request struct.
+ *
+ * http_parser may split a header name or value over several callbacks when
+ * bytes arrive in pieces; appending every fragment to `head` makes them
+ * contiguous again. Names and values are NUL-terminated in place so the owner
+ * can use them as C strings. */
+#include "lib/http/request.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static int
+fail(struct http_in *in, int status, const char *reason)
+{
+    in->error_status = status;
+    in->error_reason = reason;
+    return -1;
+}
+
+static int
+append(struct http_in *in, const char *at, size_t len)
+{
+    /* Keep one byte for the NUL that ends the current field. */
+    if (in->head_len + len + 1 >= sizeof(in->head))
+        return fail(in, 431, "request header too large");
+    memcpy(in->head + in->head_len, at, len);
+    in->head_len += len;
+    return 0;
+}
+
+static int
+terminate(struct http_in *in)
+{
+    if (in->head_len + 1 >= sizeof(in->head))
+        return fail(in, 431, "request header too large");
+    in->head[in->head_len++] = '\0';
+    return 0;
+}
+
+static struct http_in *
+from(http_parser *p)
+{
+    return (struct http_in *)p->data;
+}
+
+static int
+on_message_begin(http_parser *p)
+{
+    struct http_in *in = from(p);
+    memset(&in->req, 0, sizeof(in->req));
+    in->req.content_length = -1;
+    in->head_len = 0;
+    in->field_state = IN_TARGET;
+    in->in_message = true;
+    return 0;
+}
+
+static int
+on_url(http_parser *p, const char *at, size_t len)
+{
+    struct http_in *in = from(p);
+    if (in->req.target_len + len > 8192)
+        return fail(in, 414, "request target too long");
+    in->req.target_len += len;
+    return append(in, at, len);
+}
+
+static int
+on_header_field(http_parser *p, const char *at, size_t len)
+{
+    struct http_in *in = from(p);
+    struct http_request *r = &in->req;
+
+    if (in->field_state != IN_NAME) {
+        if (terminate(in) < 0)   /* end of the target or previous value */
+            return -1;
+        if (r->nheaders == HTTP_HEADERS_MAX)
+            return fail(in, 431, "too many request headers");
+        r->headers[r->nheaders].name = (uint16_t)in->head_len;
+        r->headers[r->nheaders].name_len = 0;
+        r->nheaders++;
+        in->field_state = IN_NAME;
+    }
+    r->headers[r->nheaders - 1].name_len += (uint16_t)len;
+    return append(in, at, len);
+}
+
+static int
+on_header_value(http_parser *p, const char *at, size_t len)
+{
+    struct http_in *in = from(p);
+    struct http_header *h = &in->req.headers[in->req.nheaders - 1];
+
+    if (in->field_state != IN_VALUE) {
+        if (terminate(in) < 0)   /* end of the name */
+            return -1;
+        h->value = (uint16_t)in->head_len;
+        h->value_len = 0;
+        in->field_state = IN_VALUE;
+    }
+    h->value_len += (uint16_t)len;
+    return append(in, at, len);
+}
+
+static int
+parse_content_length(const char *v, int64_t *out)
+{
+    char *end;
+    if (!isdigit((unsigned char)*v))
+        return -1;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno || *end != '\0' || n > (unsigned long long)INT64_MAX)
+        return -1;
+    *out = (int64_t)n;
+    return 0;
+}
+
+static int
+on_headers_complete(http_parser *p)
+{
+    struct http_in *in = from(p);
+    struct http_request *r = &in->req;
+
+    if (in->field_state == IN_NAME)
+        return fail(in, 400, "header without value");
+    if (terminate(in) < 0)          /* end of the target or last value */
+        return -1;
+    r->target = in->head;
+    r->method = p->method;
+    r->http_minor = p->http_minor;
+    r->chunked = (p->flags & F_CHUNKED) != 0;
+    r->keepalive = http_should_keep_alive(p) != 0;
+
+    const char *cl = http_header_get(r, "Content-Length");
+    if (cl && parse_content_length(cl, &r->content_length) < 0)
+        return fail(in, 400, "invalid Content-Length");
+    if (cl && r->chunked)   /* RFC 9112 6.3: a smuggling vector; refuse */
+        return fail(in, 400, "both Content-Length and chunked");
+    const char *te = http_header_get(r, "Transfer-Encoding");
+    if (te && !r->chunked)
+        return fail(in, 501, "unsupported Transfer-Encoding");
+    const char *ex = http_header_get(r, "Expect");
+    if (ex) {
+        if (strcasecmp(ex, "100-continue") != 0)
+            return fail(in, 417, "unsupported Expect");
+        r->expect_continue = p->http_minor >= 1;
+    }
+    if (p->upgrade)
+        r->keepalive = false;
+    return in->cb->on_head(in->owner, r) < 0 ? -1 : 0;
+}
+
+static int
+on_body(http_parser *p, const char *at, size_t len)
+{
+    struct http_in *in = from(p);
+    return in->cb->on_body(in->owner, at, len) < 0 ? -1 : 0;
+}
+
+static int
+on_message_complete(http_parser *p)
+{
+    struct http_in *in = from(p);
+    in->in_message = false;
+    /* Stop here so pipelined requests wait until this one is answered. */
+    http_parser_pause(p, 1);
+    return in->cb->on_complete(in->owner) < 0 ? -1 : 0;
+}
+
+static const http_parser_settings settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+void
+http_in_init(struct http_in *in, const struct http_in_callbacks *cb,
+             void *owner)
+{
+    memset(in, 0, sizeof(*in));
+    http_parser_init(&in->parser, HTTP_REQUEST);
+    in->parser.data = in;
+    in->cb = cb;
+    in->owner = owner;
+}
+
+enum http_in_status
+http_in_feed(struct http_in *in, const char *buf, size_t len, size_t *used_r)
+{
+    *used_r = 0;
+    if (len == 0)
+        return HTTP_IN_MORE;
+    size_t n = http_parser_execute(&in->parser, &settings, buf, len);
+    enum http_errno e = HTTP_PARSER_ERRNO(&in->parser);
+    *used_r = n;
+    if (e == HPE_OK)
+        return HTTP_IN_MORE;
+    if (e == HPE_PAUSED)
+        return HTTP_IN_PAUSED;
+    if (in->error_status != 0)
+        return HTTP_IN_ERROR;
+    /* A callback stopped us on purpose: the owner is answering. */
+    if (e == HPE_CB_headers_complete || e == HPE_CB_body
+        || e == HPE_CB_message_complete)
+        return HTTP_IN_PAUSED;
+    in->error_status = e == HPE_HEADER_OVERFLOW ? 431
+                     : e == HPE_INVALID_METHOD ? 501 : 400;
+    in->error_reason = http_errno_description(e);
+    return HTTP_IN_ERROR;
+}
+
+bool
+http_in_eof_ok(const struct http_in *in)
+{
+    return !in->in_message;
+}
+
+void
+http_in_next(struct http_in *in)
+{
+    http_parser_init(&in->parser, HTTP_REQUEST);
+    in->parser.data = in;
+    in->error_status = 0;
+    in->error_reason = NULL;
+    in->in_message = false;
+}
+
+bool
+http_in_idle(const struct http_in *in)
+{
+    return !in->in_message;
+}
+
+const char *
+http_header_get(const struct http_request *req, const char *name)
+{
+    size_t nlen = strlen(name);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct http_header *h = &req->headers[i];
+        if (h->name_len == nlen
+            && strncasecmp(req->target + h->name, name, nlen) == 0)
+            return req->target + h->value;
+    }
+    return NULL;
+}
+
+const char *
+http_method_name(int method)
+{
+    return http_method_str((enum http_method)method);
+}

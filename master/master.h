@@ -1,0 +1,55 @@
+/* master: the supervising process. It owns the configuration, the listening
+ * sockets and the shared mappings; it forks workers and never serves a
+ * request or takes a lock in shared memory itself. */
+#ifndef MASTER_MASTER_H
+#define MASTER_MASTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "lib/conf/conf.h"
+
+#define MASTER_MAX_CHILDREN 512
+
+struct stats;
+
+struct child {
+    pid_t    pid;             /* 0: slot free */
+    int      index;           /* worker number within its generation */
+    unsigned generation;
+    int64_t  started_ms;
+    bool     retiring;        /* old generation: told to stop, not replaced */
+};
+
+struct master {
+    struct conf   conf;
+    const char   *conf_path;  /* NULL: the embedded development config */
+    bool          foreground;
+    int           listen_fds[CONF_MAX_LISTEN];
+    size_t        nlisten;
+    int           root_fd, staging_fd;
+    struct stats *stats;
+    int           alive_pipe[2];  /* workers see EOF on [0] if we die */
+    unsigned      generation;
+    int           nworkers;
+    struct child  children[MASTER_MAX_CHILDREN];
+    /* Per worker index: when to respawn and the current back-off. */
+    int64_t       respawn_at_ms[256];
+    int           backoff_ms[256];
+};
+
+/* listen.c */
+int  master_listen(struct master *m, char *err, size_t errlen);
+/* setup.c */
+int  master_open_storage(struct master *m, char *err, size_t errlen);
+int  master_daemonize(struct master *m, char *err, size_t errlen);
+int  master_write_pidfile(const struct master *m, char *err, size_t errlen);
+int  master_drop_privileges(const struct master *m, char *err, size_t errlen);
+/* supervise.c */
+int  master_run(struct master *m);
+int  master_start_generation(struct master *m);
+/* reload.c */
+int  master_reload(struct master *m);
+
+#endif

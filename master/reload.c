@@ -1,0 +1,145 @@
+/* reload.c: SIGHUP — a new generation of workers on the new configuration.
+ *
+ * The master parses the file into a scratch struct; if anything is wrong it
+ * logs why and carries on with the old one. Otherwise it forks a full new
+ * generation and only then asks the old one to finish and exit. Listening
+ * sockets for addresses present in both configurations are the same open
+ * sockets throughout, so no connection is refused during a reload. */
+#define _GNU_SOURCE
+#include "master/master.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/util/log.h"
+#include "shm/stats.h"
+
+static int
+find_listener(const struct conf *c, const struct conf_listen *l)
+{
+    for (size_t i = 0; i < c->nlisten; i++)
+        if (strcmp(c->listen[i].addr, l->addr) == 0
+            && c->listen[i].port == l->port && c->listen[i].tls == l->tls)
+            return (int)i;
+    return -1;
+}
+
+/* Build the new fd set: reuse what stays, bind what is new. */
+static int
+rebind(struct master *m, const struct conf *next, int *fds, size_t *nfds,
+       char *err, size_t errlen)
+{
+    struct master scratch;
+    memset(&scratch, 0, sizeof(scratch));
+    *nfds = 0;
+    for (size_t i = 0; i < next->nlisten; i++) {
+        int old = find_listener(&m->conf, &next->listen[i]);
+        if (old >= 0) {
+            fds[(*nfds)++] = m->listen_fds[old];
+            continue;
+        }
+        scratch.conf.nlisten = 1;
+        scratch.conf.listen[0] = next->listen[i];
+        scratch.nlisten = 0;
+        if (master_listen(&scratch, err, errlen) < 0) {
+            for (size_t j = 0; j < *nfds; j++)   /* undo only what is new */
+                if (find_listener(&m->conf, &next->listen[j]) < 0)
+                    close(fds[j]);
+            return -1;
+        }
+        fds[(*nfds)++] = scratch.listen_fds[0];
+    }
+    return 0;
+}
+
+static void
+keep_restart_only(struct master *m, struct conf *next)
+{
+    /* The session table is sized and named once, before the first fork;
+     * live sessions in it must survive the reload untouched. */
+    if (strcmp(next->shm_name, m->conf.shm_name) != 0
+        || next->session_capacity != m->conf.session_capacity) {
+        log_warn("uploads.shm_name and uploads.session_capacity take "
+                 "effect at the next restart");
+        memcpy(next->shm_name, m->conf.shm_name, sizeof(next->shm_name));
+        next->session_capacity = m->conf.session_capacity;
+    }
+    if (strcmp(next->storage_dir, m->conf.storage_dir) != 0
+        || strcmp(next->staging_dir, m->conf.staging_dir) != 0) {
+        log_warn("storage.dir and storage.staging take effect at the next "
+                 "restart");
+        memcpy(next->storage_dir, m->conf.storage_dir, sizeof(next->storage_dir));
+        memcpy(next->staging_dir, m->conf.staging_dir, sizeof(next->staging_dir));
+    }
+}
+
+static int
+load_next(struct master *m, struct conf *next)
+{
+    char err[1024];
+    if (m->conf_path == NULL) {
+        log_warn("reload: running on the embedded configuration; nothing "
+                 "to re-read");
+        return -1;
+    }
+    if (conf_load(m->conf_path, next, err, sizeof(err)) < 0) {
+        log_error("reload failed, keeping the running configuration: %s",
+                  err);
+        return -1;
+    }
+    return 0;
+}
+
+int
+master_reload(struct master *m)
+{
+    static struct conf next;     /* large: keep it off the stack */
+    int fds[CONF_MAX_LISTEN];
+    size_t nfds;
+    char err[512];
+
+    m->stats->last_reload_time = time(NULL);
+    if (load_next(m, &next) < 0) {
+        m->stats->last_reload_ok = 0;
+        return -1;
+    }
+    keep_restart_only(m, &next);
+    if (rebind(m, &next, fds, &nfds, err, sizeof(err)) < 0) {
+        log_error("reload failed, keeping the running configuration: %s",
+                  err);
+        m->stats->last_reload_ok = 0;
+        return -1;
+    }
+    if (strcmp(next.log_target, m->conf.log_target) != 0
+        && log_open(next.log_target, (enum log_level)next.log_level, err,
+                    sizeof(err)) < 0)
+        log_error("reload: %s (keeping the old log)", err);
+    log_set_level((enum log_level)next.log_level);
+
+    /* Close what the new configuration no longer lists; old workers keep
+     * their own copies until they exit. */
+    for (size_t i = 0; i < m->nlisten; i++)
+        if (find_listener(&next, &m->conf.listen[i]) < 0)
+            close(m->listen_fds[i]);
+    memcpy(m->listen_fds, fds, sizeof(int) * nfds);
+    m->nlisten = nfds;
+
+    for (int i = 0; i < MASTER_MAX_CHILDREN; i++)
+        if (m->children[i].pid)
+            m->children[i].retiring = true;
+    m->conf = next;
+    m->generation++;
+    m->stats->config_generation++;
+    m->stats->last_reload_ok = 1;
+
+    master_start_generation(m);
+    for (int i = 0; i < MASTER_MAX_CHILDREN; i++)
+        if (m->children[i].pid && m->children[i].retiring)
+            kill(m->children[i].pid, SIGTERM);
+    log_info("reloaded %s: generation %u, %d worker(s)", m->conf_path,
+             m->generation, m->nworkers);
+    return 0;
+}

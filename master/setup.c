@@ -1,0 +1,143 @@
+/* setup.c: storage directories, daemonizing, the pidfile, privileges. */
+#define _GNU_SOURCE
+#include "master/master.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int
+mkdir_p(const char *path)
+{
+    char tmp[CONF_PATH_MAX];
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(tmp, 0750) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int
+open_dir(const char *path, const char *what, char *err, size_t errlen)
+{
+    if (mkdir_p(path) < 0) {
+        snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+        return -1;
+    }
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+    return fd;
+}
+
+int
+master_open_storage(struct master *m, char *err, size_t errlen)
+{
+    struct stat a, b;
+
+    m->root_fd = open_dir(m->conf.storage_dir, "storage.dir", err, errlen);
+    if (m->root_fd < 0)
+        return -1;
+    m->staging_fd = open_dir(m->conf.staging_dir, "storage.staging", err,
+                             errlen);
+    if (m->staging_fd < 0)
+        return -1;
+    /* Publication is a link(2) from staging into storage: it cannot cross
+     * filesystems, and a copy would not be atomic. */
+    if (fstat(m->root_fd, &a) < 0 || fstat(m->staging_fd, &b) < 0
+        || a.st_dev != b.st_dev) {
+        snprintf(err, errlen, "storage.staging (%s) must be on the same "
+                 "filesystem as storage.dir (%s)", m->conf.staging_dir,
+                 m->conf.storage_dir);
+        return -1;
+    }
+    return 0;
+}
+
+int
+master_daemonize(struct master *m, char *err, size_t errlen)
+{
+    (void)m;
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(err, errlen, "fork: %s", strerror(errno));
+        return -1;
+    }
+    if (pid > 0)
+        _exit(0);
+    setsid();
+    pid = fork();      /* not a session leader: can never regain a tty */
+    if (pid < 0) {
+        snprintf(err, errlen, "fork: %s", strerror(errno));
+        return -1;
+    }
+    if (pid > 0)
+        _exit(0);
+    int fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, 0);
+        dup2(fd, 1);
+        if (strcmp(m->conf.log_target, "stderr") != 0)
+            dup2(fd, 2);
+        if (fd > 2)
+            close(fd);
+    }
+    umask(027);
+    return chdir("/") < 0 ? -1 : 0;
+}
+
+int
+master_write_pidfile(const struct master *m, char *err, size_t errlen)
+{
+    if (m->conf.pidfile[0] == '\0')
+        return 0;
+    char tmp[CONF_PATH_MAX + 8];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", m->conf.pidfile);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0
+        || rename(tmp, m->conf.pidfile) < 0) {
+        snprintf(err, errlen, "pidfile %s: %s", m->conf.pidfile,
+                 strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int
+master_drop_privileges(const struct master *m, char *err, size_t errlen)
+{
+    const struct conf *c = &m->conf;
+    if (c->user[0] == '\0' || geteuid() != 0)
+        return 0;
+    struct passwd *pw = getpwnam(c->user);
+    if (pw == NULL) {
+        snprintf(err, errlen, "server.user %s: no such user", c->user);
+        return -1;
+    }
+    gid_t gid = pw->pw_gid;
+    if (c->group[0]) {
+        struct group *gr = getgrnam(c->group);
+        if (gr == NULL) {
+            snprintf(err, errlen, "server.group %s: no such group", c->group);
+            return -1;
+        }
+        gid = gr->gr_gid;
+    }
+    if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(pw->pw_uid) < 0) {
+        snprintf(err, errlen, "dropping privileges to %s: %s", c->user,
+                 strerror(errno));
+        return -1;
+    }
+    return 0;
+}

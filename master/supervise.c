@@ -1,0 +1,296 @@
+/* supervise.c: the master's loop: fork, reap, respawn, reload, stop.
+ *
+ * Every signal stays blocked in the master and is taken synchronously with
+ * sigtimedwait, so no code runs in a handler and no SIGCHLD can be lost:
+ * after any wake-up every exited child is reaped with waitpid(WNOHANG). */
+#define _GNU_SOURCE
+#include "master/master.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/util/log.h"
+#include "shm/stats.h"
+#include "worker/worker.h"
+
+#define BACKOFF_MIN_MS    100
+#define BACKOFF_MAX_MS    10000
+#define HEALTHY_UPTIME_MS 2000
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int
+workers_wanted(const struct conf *c)
+{
+    if (c->workers > 0)
+        return c->workers;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+}
+
+static struct child *
+free_child(struct master *m)
+{
+    for (int i = 0; i < MASTER_MAX_CHILDREN; i++)
+        if (m->children[i].pid == 0)
+            return &m->children[i];
+    return NULL;
+}
+
+static int
+spawn_worker(struct master *m, int index)
+{
+    struct child *ch = free_child(m);
+    int slot = stats_slot_claim(m->stats, 1);   /* pid set below */
+    if (ch == NULL || slot < 0) {
+        log_error("no free process slot for worker %d", index);
+        if (slot >= 0)
+            stats_slot_release(m->stats, 1);
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_error("fork: %s", strerror(errno));
+        stats_slot_release(m->stats, 1);
+        return -1;
+    }
+    if (pid == 0) {
+        close(m->alive_pipe[1]);
+        struct worker_init wi = {
+            .conf = &m->conf, .listen_fds = m->listen_fds,
+            .nlisten = m->nlisten, .root_fd = m->root_fd,
+            .staging_fd = m->staging_fd, .stats = m->stats,
+            .stats_slot = slot, .parent_fd = m->alive_pipe[0],
+            .generation = m->generation,
+        };
+        _exit(worker_run(&wi));
+    }
+    m->stats->slots[slot].pid = pid;
+    ch->pid = pid;
+    ch->index = index;
+    ch->generation = m->generation;
+    ch->started_ms = now_ms();
+    ch->retiring = false;
+    log_debug("started worker %d (pid %d, generation %u)", index, (int)pid,
+              m->generation);
+    return 0;
+}
+
+static void
+describe_exit(int status, char *buf, size_t len)
+{
+    if (WIFEXITED(status))
+        snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(buf, len, "killed by signal %d (%s)%s", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)),
+                 WCOREDUMP(status) ? ", core dumped" : "");
+    else
+        snprintf(buf, len, "ended with status 0x%x", status);
+}
+
+static void
+child_exited(struct master *m, struct child *ch, int status, bool stopping)
+{
+    char how[128];
+    int64_t uptime = now_ms() - ch->started_ms;
+    int idx = ch->index;
+    bool current = !ch->retiring && ch->generation == m->generation;
+
+    stats_slot_release(m->stats, ch->pid);
+    describe_exit(status, how, sizeof(how));
+    bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (stopping || ch->retiring)
+        log_info("worker %d (pid %d) %s", idx, (int)ch->pid, how);
+    else
+        log_error("worker %d (pid %d) %s", idx, (int)ch->pid, how);
+    ch->pid = 0;
+    if (stopping || !current || idx >= m->nworkers)
+        return;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 2) {
+        log_error("worker %d failed fatally; not respawning", idx);
+        return;
+    }
+    /* A worker that dies young is likely to die again: back off so a crash
+     * loop does not spin the CPU or flood the log. */
+    if (uptime < HEALTHY_UPTIME_MS && !clean) {
+        int b = m->backoff_ms[idx] * 2;
+        m->backoff_ms[idx] = b < BACKOFF_MIN_MS ? BACKOFF_MIN_MS
+                           : b > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b;
+    } else {
+        m->backoff_ms[idx] = 0;
+    }
+    m->respawn_at_ms[idx] = now_ms() + m->backoff_ms[idx];
+    if (m->backoff_ms[idx])
+        log_warn("respawning worker %d in %d ms", idx, m->backoff_ms[idx]);
+    m->stats->worker_restarts++;
+}
+
+static int
+reap(struct master *m, bool stopping)
+{
+    int status, n = 0;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (int i = 0; i < MASTER_MAX_CHILDREN; i++)
+            if (m->children[i].pid == pid) {
+                child_exited(m, &m->children[i], status, stopping);
+                n++;
+                break;
+            }
+    }
+    return n;
+}
+
+static int
+live_children(const struct master *m)
+{
+    int n = 0;
+    for (int i = 0; i < MASTER_MAX_CHILDREN; i++)
+        if (m->children[i].pid)
+            n++;
+    return n;
+}
+
+static bool
+index_running(const struct master *m, int idx)
+{
+    for (int i = 0; i < MASTER_MAX_CHILDREN; i++)
+        if (m->children[i].pid && !m->children[i].retiring
+            && m->children[i].generation == m->generation
+            && m->children[i].index == idx)
+            return true;
+    return false;
+}
+
+static void
+respawn_due(struct master *m)
+{
+    int64_t now = now_ms();
+    for (int i = 0; i < m->nworkers; i++)
+        if (!index_running(m, i) && m->respawn_at_ms[i] >= 0
+            && now >= m->respawn_at_ms[i]) {
+            if (spawn_worker(m, i) < 0)
+                m->respawn_at_ms[i] = now + BACKOFF_MAX_MS;
+            else
+                m->respawn_at_ms[i] = -1;
+        }
+}
+
+static void
+signal_children(struct master *m, int sig, bool retiring_only)
+{
+    for (int i = 0; i < MASTER_MAX_CHILDREN; i++)
+        if (m->children[i].pid
+            && (!retiring_only || m->children[i].retiring))
+            kill(m->children[i].pid, sig);
+}
+
+static int64_t
+next_wake(const struct master *m)
+{
+    int64_t wake = now_ms() + 1000;
+    for (int i = 0; i < m->nworkers; i++)
+        if (m->respawn_at_ms[i] >= 0 && m->respawn_at_ms[i] < wake)
+            wake = m->respawn_at_ms[i];
+    return wake;
+}
+
+static int
+wait_signal(int64_t until_ms)
+{
+    sigset_t set;
+    siginfo_t si;
+    int64_t left = until_ms - now_ms();
+    if (left < 0)
+        left = 0;
+    struct timespec ts = { left / 1000, (left % 1000) * 1000000 };
+    sigfillset(&set);
+    int sig = sigtimedwait(&set, &si, &ts);
+    return sig < 0 ? 0 : sig;
+}
+
+/* Graceful: workers finish in-flight requests within the grace period;
+ * whatever is left then is killed. */
+static void
+stop_all(struct master *m, int sig)
+{
+    int64_t deadline = now_ms()
+        + (sig == SIGQUIT ? 2000 : (int64_t)m->conf.shutdown_grace * 1000 + 2000);
+    signal_children(m, sig, false);
+    while (live_children(m) > 0 && now_ms() < deadline) {
+        int s = wait_signal(now_ms() + 200);
+        if (s == SIGQUIT && sig != SIGQUIT) {
+            sig = SIGQUIT;
+            signal_children(m, SIGQUIT, false);
+        }
+        reap(m, true);
+    }
+    if (live_children(m) > 0) {
+        log_warn("killing %d worker(s) still running after the grace period",
+                 live_children(m));
+        signal_children(m, SIGKILL, false);
+        while (live_children(m) > 0 && reap(m, true) >= 0)
+            if (live_children(m) > 0)
+                usleep(10000);
+    }
+}
+
+int
+master_start_generation(struct master *m)
+{
+    m->nworkers = workers_wanted(&m->conf);
+    for (int i = 0; i < 256; i++) {
+        m->respawn_at_ms[i] = -1;
+        m->backoff_ms[i] = 0;
+    }
+    for (int i = 0; i < m->nworkers; i++)
+        if (spawn_worker(m, i) < 0)
+            m->respawn_at_ms[i] = now_ms() + BACKOFF_MIN_MS;
+    return 0;
+}
+
+int
+master_run(struct master *m)
+{
+    master_start_generation(m);
+    log_info("started %d worker(s)", m->nworkers);
+
+    for (;;) {
+        int sig = wait_signal(next_wake(m));
+        reap(m, false);
+        switch (sig) {
+        case SIGTERM:
+        case SIGINT:
+        case SIGQUIT:
+            log_info("%s: stopping%s", strsignal(sig),
+                     sig == SIGQUIT ? " now" : " gracefully");
+            stop_all(m, sig == SIGQUIT ? SIGQUIT : SIGTERM);
+            log_info("stopped");
+            return 0;
+        case SIGHUP:
+            master_reload(m);
+            break;
+        case SIGUSR1:
+            log_reopen();
+            log_info("log reopened");
+            signal_children(m, SIGUSR1, false);
+            break;
+        default:
+            break;
+        }
+        respawn_due(m);
+    }
+}

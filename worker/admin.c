@@ -1,0 +1,61 @@
+/* admin.c: the operator's endpoints and the browser's preflight. */
+#include "worker/admin.h"
+
+#include <stdlib.h>
+
+#include "lib/http/response.h"
+#include "shm/stats.h"
+#include "worker/conn.h"
+
+#define METRICS_MAX (64 * 1024)
+
+void
+admin_health(struct conn *c)
+{
+    struct http_head h;
+    conn_head_begin(c, &h, 200);
+    http_head_add(&h, "Content-Type", "text/plain");
+    http_head_add(&h, "Content-Length", "3");
+    http_head_add(&h, "Cache-Control", "no-store");
+    conn_respond_head(c, &h, c->method == HTTP_HEAD ? NULL : "ok\n",
+                      c->method == HTTP_HEAD ? 0 : 3);
+}
+
+void
+admin_metrics(struct conn *c)
+{
+    char *buf = malloc(METRICS_MAX);
+    int n = buf ? stats_render(c->w->stats, buf, METRICS_MAX) : -1;
+    if (n < 0) {
+        free(buf);
+        conn_respond_text(c, 500, "500 Internal Server Error: metrics");
+        return;
+    }
+    struct http_head h;
+    conn_head_begin(c, &h, 200);
+    http_head_add(&h, "Content-Type", "text/plain; version=0.0.4");
+    http_head_add(&h, "Content-Length", "%d", n);
+    http_head_add(&h, "Cache-Control", "no-store");
+    conn_respond_head(c, &h, c->method == HTTP_HEAD ? NULL : buf,
+                      c->method == HTTP_HEAD ? 0 : (size_t)n);
+    free(buf);
+}
+
+void
+admin_options(struct conn *c)
+{
+    struct http_head h;
+    conn_head_begin(c, &h, 204);
+    http_head_add(&h, "Allow", "GET, HEAD, PUT, PATCH, POST, DELETE, OPTIONS");
+    http_head_add(&h, "Access-Control-Allow-Methods",
+                  "GET, HEAD, PUT, PATCH, POST, DELETE, OPTIONS");
+    http_head_add(&h, "Access-Control-Allow-Headers",
+                  "Content-Type, Content-Range, Content-Length, Digest, "
+                  "Repr-Digest, X-Content-SHA256, X-Upload-Session-ID, "
+                  "X-Chunk-Number, X-Total-Chunks, Tus-Resumable, "
+                  "Upload-Length, Upload-Offset, Upload-Metadata, "
+                  "Upload-Checksum, Upload-Defer-Length, Upload-Concat");
+    http_head_add(&h, "Access-Control-Max-Age", "86400");
+    http_head_add(&h, "Content-Length", "0");
+    conn_respond_head(c, &h, NULL, 0);
+}

@@ -1,0 +1,690 @@
+/* conn.c: the connection state machine.
+ *
+ * Memory: an idle keep-alive connection holds only struct conn; the parser
+ * (16 KiB head buffer) and the read buffer are allocated when bytes arrive
+ * and returned when the connection goes idle again, as nginx does, so
+ * thousands of idle mobile clients cost little.
+ *
+ * Reading stops (EPOLLIN dropped) whenever a response is pending, which is
+ * what makes pipelining safe: the next request's bytes wait in the buffer or
+ * the socket until this one is answered. */
+#define _GNU_SOURCE
+#include "worker/conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/conf/conf.h"
+#include "lib/util/log.h"
+#include "shm/stats.h"
+#include "worker/admin.h"
+#include "worker/download.h"
+#include "worker/upload.h"
+
+#define SENDFILE_CHUNK   (2 * 1024 * 1024)   /* fairness between clients */
+#define READS_PER_EVENT  8
+#define LINGER_MS        2000
+#define DISCARD_MAX      (64 * 1024)         /* body of a non-PUT request */
+
+static void on_io(struct loop_io *io, uint32_t events);
+static void process_input(struct conn *c);
+static void flush_output(struct conn *c);
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+static void
+set_keepalive(int fd, const struct conf *cf)
+{
+    int on = 1, idle = cf->keepaliveinterval, cnt = cf->keepalivecount;
+    /* Mobile links vanish without a FIN; keep-alive probes find them. */
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+}
+
+static void
+format_peer(const struct sockaddr_storage *ss, char *out, size_t len)
+{
+    char a[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *s = (const void *)ss;
+        inet_ntop(AF_INET, &s->sin_addr, a, sizeof(a));
+        port = ntohs(s->sin_port);
+        snprintf(out, len, "%s:%d", a, port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s = (const void *)ss;
+        inet_ntop(AF_INET6, &s->sin6_addr, a, sizeof(a));
+        port = ntohs(s->sin6_port);
+        snprintf(out, len, "[%s]:%d", a, port);
+    } else {
+        snprintf(out, len, "unix");
+    }
+}
+
+static void
+set_deadline(struct conn *c, int seconds)
+{
+    c->deadline_ms = loop_now_ms(c->w->loop) + (int64_t)seconds * 1000;
+}
+
+void
+conn_accept(struct worker *w, int lfd)
+{
+    for (int i = 0; i < 64 && w->nconns < w->conf->max_connections; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                log_warn("accept: %s", strerror(errno));
+            return;
+        }
+        struct conn *c = calloc(1, sizeof(*c));
+        if (c == NULL) {
+            close(fd);
+            return;
+        }
+        set_keepalive(fd, w->conf);
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        c->io.fd = fd;
+        c->io.fn = on_io;
+        c->io.data = c;
+        c->w = w;
+        c->file_fd = -1;
+        c->state = CONN_IDLE;
+        format_peer(&ss, c->peer, sizeof(c->peer));
+        set_deadline(c, w->conf->readtimeout);
+        if (loop_add(w->loop, &c->io, EPOLLIN | EPOLLRDHUP) < 0) {
+            close(fd);
+            free(c);
+            continue;
+        }
+        c->next = w->conns;
+        if (w->conns)
+            w->conns->prev = c;
+        w->conns = c;
+        w->nconns++;
+        w->slot->connections++;
+    }
+}
+
+static void
+release_buffers(struct conn *c)
+{
+    free(c->in);
+    c->in = NULL;
+    free(c->rbuf);
+    c->rbuf = NULL;
+    c->rstart = c->rend = 0;
+}
+
+static void
+end_response(struct conn *c)
+{
+    free(c->wbuf);
+    c->wbuf = NULL;
+    c->wlen = c->wpos = 0;
+    if (c->file_fd >= 0)
+        close(c->file_fd);
+    c->file_fd = -1;
+    c->file_left = 0;
+}
+
+void
+conn_close(struct conn *c)
+{
+    if (c->closed)
+        return;
+    struct worker *w = c->w;
+    c->closed = true;
+    if (c->up)
+        upload_abort(c);
+    loop_del(w->loop, &c->io);
+    close(c->io.fd);
+    end_response(c);
+    release_buffers(c);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    w->nconns--;
+    w->slot->connections--;
+    /* Freed at the end of the event batch: a later event may name it. */
+    c->next = w->dead;
+    w->dead = c;
+}
+
+bool
+conn_alive(const struct conn *c)
+{
+    return !c->closed;
+}
+
+void
+conn_free_dead(struct worker *w)
+{
+    while (w->dead) {
+        struct conn *c = w->dead;
+        w->dead = c->next;
+        free(c);
+    }
+}
+
+/* ---- timeouts ------------------------------------------------------------ */
+
+static void
+timeout(struct conn *c)
+{
+    switch (c->state) {
+    case CONN_IDLE:
+    case CONN_LINGER:
+        conn_close(c);
+        break;
+    case CONN_HEAD:
+        conn_reject(c, 408, "request header not received in time");
+        break;
+    case CONN_BODY:
+        log_info("%s: request body stalled, closing", c->peer);
+        conn_close(c);
+        break;
+    case CONN_WRITE:
+        log_info("%s: client stopped reading, closing", c->peer);
+        conn_close(c);
+        break;
+    case CONN_BUSY:
+        break;
+    }
+}
+
+void
+conn_tick(struct worker *w)
+{
+    int64_t now = loop_now_ms(w->loop);
+    for (struct conn *c = w->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->state == CONN_BUSY)
+            continue;
+        if (now >= c->deadline_ms
+            || (c->state == CONN_BODY && now >= c->body_deadline_ms))
+            timeout(c);
+    }
+}
+
+void
+conn_close_idle(struct worker *w)
+{
+    for (struct conn *c = w->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->state == CONN_IDLE && c->rend == c->rstart)
+            conn_close(c);
+    }
+}
+
+/* ---- responses ----------------------------------------------------------- */
+
+static void
+add_cors(struct conn *c, struct http_head *h)
+{
+    const struct conf *cf = c->w->conf;
+    const char *origin = c->in ? http_header_get(&c->in->req, "Origin") : NULL;
+    if (origin == NULL || cf->ncors_origins == 0)
+        return;
+    for (size_t i = 0; i < cf->ncors_origins; i++) {
+        if (strcmp(cf->cors_origins[i], "*") == 0) {
+            http_head_add(h, "Access-Control-Allow-Origin", "*");
+            break;
+        }
+        if (strcasecmp(cf->cors_origins[i], origin) == 0) {
+            http_head_add(h, "Access-Control-Allow-Origin", "%s", origin);
+            http_head_add(h, "Vary", "Origin");
+            break;
+        }
+    }
+    http_head_add(h, "Access-Control-Expose-Headers",
+                  "ETag, Content-Range, Content-Length, Location, "
+                  "Upload-Offset, Upload-Length, Upload-Expires, "
+                  "Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, "
+                  "X-Upload-Ranges, Retry-After");
+}
+
+void
+conn_head_begin(struct conn *c, struct http_head *h, int status)
+{
+    char date[40];
+    http_head_start(h, status);
+    http_date(time(NULL), date, sizeof(date));
+    http_head_add(h, "Date", "%s", date);
+    http_head_add(h, "Server", "hmac-file-server");
+    add_cors(c, h);
+    c->status = status;
+}
+
+static void
+finish_head(struct conn *c, struct http_head *h)
+{
+    if (c->w->stopping)
+        c->close_after = true;    /* graceful stop: no further requests */
+    if (!c->keepalive)
+        c->close_after = true;
+    if (c->close_after)
+        http_head_add(h, "Connection", "close");
+    http_head_end(h);
+}
+
+static void
+start_write(struct conn *c, struct http_head *h, const char *body, size_t len)
+{
+    finish_head(c, h);
+    if (h->overflow) {
+        log_error("%s: response head overflow", c->peer);
+        conn_close(c);
+        return;
+    }
+    free(c->wbuf);
+    c->wbuf = malloc(h->len + len);
+    if (c->wbuf == NULL) {
+        conn_close(c);
+        return;
+    }
+    memcpy(c->wbuf, h->buf, h->len);
+    if (len)
+        memcpy(c->wbuf + h->len, body, len);
+    c->wlen = h->len + len;
+    c->wpos = 0;
+    c->state = CONN_WRITE;
+    set_deadline(c, c->w->conf->writetimeout);
+    stats_count_request(c->w->stats, c->method, c->status);
+    flush_output(c);
+}
+
+void
+conn_respond_head(struct conn *c, struct http_head *h, const char *body,
+                  size_t len)
+{
+    start_write(c, h, body, len);
+}
+
+void
+conn_respond_file(struct conn *c, struct http_head *h, int fd, uint64_t off,
+                  uint64_t len)
+{
+    c->file_fd = fd;
+    c->file_off = off;
+    c->file_left = len;
+    start_write(c, h, NULL, 0);
+}
+
+void
+conn_respond_text(struct conn *c, int status, const char *fmt, ...)
+{
+    char body[512];
+    struct http_head h;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(body, sizeof(body) - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    if ((size_t)n > sizeof(body) - 2)
+        n = sizeof(body) - 2;
+    body[n++] = '\n';
+    conn_head_begin(c, &h, status);
+    http_head_add(&h, "Content-Type", "text/plain; charset=utf-8");
+    http_head_add(&h, "Content-Length", "%d", n);
+    if (status == 503)
+        http_head_add(&h, "Retry-After", "5");
+    if (status == 405)
+        http_head_add(&h, "Allow", "GET, HEAD, PUT, OPTIONS");
+    start_write(c, &h, c->method == HTTP_HEAD ? NULL : body,
+                c->method == HTTP_HEAD ? 0 : (size_t)n);
+}
+
+void
+conn_reject(struct conn *c, int status, const char *reason)
+{
+    /* The body (if any) stays unread, so the connection cannot carry
+     * another request: close after the answer, lingering so the client
+     * reads it before our close turns its unread bytes into a reset. */
+    c->close_after = true;
+    conn_respond_text(c, status, "%d %s: %s", status,
+                      http_status_text(status), reason);
+}
+
+int
+conn_send_continue(struct conn *c)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    /* The socket's send buffer is empty while the client waits for this,
+     * so a short write would mean a broken connection. */
+    ssize_t n = send(c->io.fd, cont, sizeof(cont) - 1, MSG_NOSIGNAL);
+    return n == (ssize_t)(sizeof(cont) - 1) ? 0 : -1;
+}
+
+static void
+response_done(struct conn *c)
+{
+    end_response(c);
+    if (c->close_after) {
+        /* Half-close, then drain what the client still sends (RFC 9112
+         * 9.6): closing with unread input would reset the connection and
+         * could destroy the response before the client reads it. */
+        shutdown(c->io.fd, SHUT_WR);
+        c->state = CONN_LINGER;
+        c->deadline_ms = loop_now_ms(c->w->loop) + LINGER_MS;
+        loop_set(c->w->loop, &c->io, EPOLLIN | EPOLLRDHUP);
+        return;
+    }
+    http_in_next(c->in);
+    c->state = CONN_IDLE;
+    c->rel = c->query = NULL;
+    set_deadline(c, c->w->conf->idletimeout);
+    loop_set(c->w->loop, &c->io, EPOLLIN | EPOLLRDHUP);
+    if (c->rend > c->rstart)
+        process_input(c);                /* a pipelined request */
+    else
+        release_buffers(c);
+}
+
+static void
+flush_output(struct conn *c)
+{
+    while (c->wpos < c->wlen) {
+        ssize_t n = send(c->io.fd, c->wbuf + c->wpos, c->wlen - c->wpos,
+                         MSG_NOSIGNAL | (c->file_left ? MSG_MORE : 0));
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                goto wait;
+            conn_close(c);
+            return;
+        }
+        c->wpos += (size_t)n;
+        c->w->stats->bytes_out += (uint64_t)n;
+        set_deadline(c, c->w->conf->writetimeout);
+    }
+    while (c->file_left > 0) {
+        off_t off = (off_t)c->file_off;
+        size_t want = c->file_left > SENDFILE_CHUNK ? SENDFILE_CHUNK
+                                                    : c->file_left;
+        ssize_t n = sendfile(c->io.fd, c->file_fd, &off, want);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                goto wait;
+            log_warn("%s: sendfile: %s", c->peer, strerror(errno));
+            conn_close(c);
+            return;
+        }
+        if (n == 0) {            /* file shrank under us: cannot recover */
+            conn_close(c);
+            return;
+        }
+        c->file_off += (uint64_t)n;
+        c->file_left -= (uint64_t)n;
+        c->w->stats->bytes_out += (uint64_t)n;
+        set_deadline(c, c->w->conf->writetimeout);
+        if (n == (ssize_t)want && c->file_left > 0)
+            goto wait;           /* let other connections have a turn */
+    }
+    response_done(c);
+    return;
+wait:
+    loop_set(c->w->loop, &c->io, EPOLLOUT);
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+static int
+split_target(struct conn *c, struct http_request *req)
+{
+    char *t = (char *)req->target;
+    const char *prefix = c->w->conf->url_prefix;
+    size_t plen = strlen(prefix);
+
+    if (t[0] != '/')
+        return -1;
+    char *q = strchr(t, '?');
+    if (q) {
+        *q = '\0';      /* the target is ours (a copy in the head buffer) */
+        c->query = q + 1;
+    } else {
+        c->query = NULL;
+    }
+    if (strncmp(t, prefix, plen) == 0) {
+        c->rel = t + plen;
+    } else if (strlen(t) + 1 == plen && strncmp(t, prefix, plen - 1) == 0) {
+        c->rel = t + plen - 1;   /* the prefix itself, without its slash */
+    } else {
+        c->rel = NULL;
+        return 0;
+    }
+    c->rel_len = strlen(c->rel);
+    return 0;
+}
+
+static bool
+is_admin(const struct http_request *req, const char *name)
+{
+    size_t n = strlen(name);
+    return strncmp(req->target, name, n) == 0
+        && (req->target[n] == '\0' || req->target[n] == '?');
+}
+
+static int
+on_head(void *owner, struct http_request *req)
+{
+    struct conn *c = owner;
+
+    c->method = req->method;
+    c->keepalive = req->keepalive;
+    c->state = CONN_BODY;
+    c->body_bytes = 0;
+    set_deadline(c, c->w->conf->readtimeout);
+    c->body_deadline_ms = loop_now_ms(c->w->loop)
+                        + (int64_t)c->w->conf->uploadtimeout * 1000;
+    if (is_admin(req, "/health") || is_admin(req, "/metrics")) {
+        c->rel = NULL;
+        return 0;
+    }
+    if (split_target(c, req) < 0) {
+        conn_reject(c, 400, "request target must be an absolute path");
+        return -1;
+    }
+    switch (req->method) {
+    case HTTP_PUT:
+        return upload_begin(c, req);
+    case HTTP_GET:
+    case HTTP_HEAD:
+    case HTTP_OPTIONS:
+        return 0;
+    default:
+        conn_reject(c, 405, "method not allowed");
+        return -1;
+    }
+}
+
+static int
+on_body(void *owner, const char *at, size_t len)
+{
+    struct conn *c = owner;
+    c->body_bytes += len;
+    c->w->stats->bytes_in += len;
+    set_deadline(c, c->w->conf->readtimeout);
+    if (c->up)
+        return upload_body(c, at, len);
+    if (c->body_bytes > DISCARD_MAX) {
+        conn_reject(c, 413, "request body not expected here");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+on_complete(void *owner)
+{
+    struct conn *c = owner;
+    struct http_request *req = &c->in->req;
+
+    c->state = CONN_BUSY;     /* until an answer starts */
+    if (c->up)
+        return upload_complete(c) < 0 ? -1 : 0;
+    if (req->method == HTTP_OPTIONS)
+        admin_options(c);
+    else if (is_admin(req, "/health"))
+        admin_health(c);
+    else if (is_admin(req, "/metrics"))
+        admin_metrics(c);
+    else if (c->rel == NULL)
+        conn_respond_text(c, 404, "404 Not Found: outside the upload prefix");
+    else
+        download_serve(c, req);
+    return 0;
+}
+
+static const struct http_in_callbacks parser_callbacks = {
+    .on_head = on_head,
+    .on_body = on_body,
+    .on_complete = on_complete,
+};
+
+static bool
+reading(const struct conn *c)
+{
+    return !c->closed && (c->state == CONN_IDLE || c->state == CONN_HEAD
+                          || c->state == CONN_BODY);
+}
+
+static void
+process_input(struct conn *c)
+{
+    while (reading(c) && c->rend > c->rstart) {
+        if (c->in == NULL) {
+            c->in = malloc(sizeof(*c->in));
+            if (c->in == NULL) {
+                conn_close(c);
+                return;
+            }
+            http_in_init(c->in, &parser_callbacks, c);
+        }
+        if (c->state == CONN_IDLE) {
+            c->state = CONN_HEAD;
+            set_deadline(c, c->w->conf->readtimeout);
+        }
+        size_t used;
+        enum http_in_status st = http_in_feed(c->in, c->rbuf + c->rstart,
+                                              c->rend - c->rstart, &used);
+        c->rstart += used;
+        if (st == HTTP_IN_ERROR) {
+            if (c->up)
+                upload_abort(c);
+            c->method = c->in->req.method;
+            conn_reject(c, c->in->error_status, c->in->error_reason);
+            return;
+        }
+        if (st == HTTP_IN_MORE)
+            break;
+        /* Paused: a message completed or a callback answered. */
+    }
+    if (c->closed)
+        return;
+    if (c->rstart == c->rend)
+        c->rstart = c->rend = 0;
+    /* Not reading: no EPOLLIN/EPOLLRDHUP, which are level-triggered and
+     * would fire on every turn for a client that half-closed. */
+    if (c->state == CONN_BUSY)
+        loop_set(c->w->loop, &c->io, 0);
+}
+
+static void
+linger_read(struct conn *c)
+{
+    char buf[16384];
+    for (int i = 0; i < READS_PER_EVENT; i++) {
+        ssize_t n = recv(c->io.fd, buf, sizeof(buf), 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            conn_close(c);
+            return;
+        }
+        if (n < 0)
+            return;
+    }
+}
+
+static void
+read_input(struct conn *c)
+{
+    for (int i = 0; i < READS_PER_EVENT && reading(c); i++) {
+        if (c->rbuf == NULL) {
+            c->rbuf = malloc(CONN_RBUF_SIZE);
+            if (c->rbuf == NULL) {
+                conn_close(c);
+                return;
+            }
+        }
+        if (c->rend == CONN_RBUF_SIZE) {
+            if (c->rstart == 0)
+                return;          /* parser holds everything; cannot be */
+            memmove(c->rbuf, c->rbuf + c->rstart, c->rend - c->rstart);
+            c->rend -= c->rstart;
+            c->rstart = 0;
+        }
+        ssize_t n = recv(c->io.fd, c->rbuf + c->rend,
+                         CONN_RBUF_SIZE - c->rend, 0);
+        if (n == 0) {
+            /* The peer closed. Mid-body this is the mobile case: the
+             * upload keeps what arrived (upload_abort decides). */
+            conn_close(c);
+            return;
+        }
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EINTR)
+                conn_close(c);
+            else if (c->rend == c->rstart && c->state == CONN_IDLE)
+                release_buffers(c);
+            return;
+        }
+        c->rend += (size_t)n;
+        process_input(c);
+    }
+}
+
+static void
+on_io(struct loop_io *io, uint32_t events)
+{
+    struct conn *c = io->data;
+
+    if (c->closed)
+        return;
+    /* ERR, or HUP (both directions gone): nobody to answer. A job still
+     * running for this connection finishes on its own (see upload.c). */
+    if (events & (EPOLLERR | EPOLLHUP)) {
+        conn_close(c);
+        return;
+    }
+    if (c->state == CONN_LINGER) {
+        linger_read(c);
+        return;
+    }
+    if ((events & EPOLLOUT) && c->state == CONN_WRITE) {
+        flush_output(c);
+        return;
+    }
+    if ((events & (EPOLLIN | EPOLLRDHUP)) && reading(c))
+        read_input(c);
+}

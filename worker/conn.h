@@ -1,0 +1,105 @@
+/* conn: one client connection and the worker context it belongs to.
+ *
+ * Private to worker/: upload.c, download.c and admin.c answer requests
+ * through the conn_respond* calls; conn.c owns the socket, the parser, the
+ * timeouts and the connection's life cycle. */
+#ifndef WORKER_CONN_H
+#define WORKER_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "lib/http/request.h"
+#include "lib/http/response.h"
+#include "worker/loop.h"
+
+struct conf;
+struct stats;
+struct stats_slot;
+struct syncpool;
+struct upload;
+
+enum conn_state {
+    CONN_IDLE,      /* keep-alive, between requests */
+    CONN_HEAD,      /* reading a request head */
+    CONN_BODY,      /* reading a request body */
+    CONN_BUSY,      /* waiting for a sync job (fsync, publish) */
+    CONN_WRITE,     /* sending a response */
+    CONN_LINGER,    /* answered early: draining input before close */
+};
+
+struct worker {
+    const struct conf  *conf;
+    struct loop        *loop;
+    struct syncpool    *pool;
+    struct stats       *stats;
+    struct stats_slot  *slot;
+    int                 root_fd, staging_fd;
+    struct loop_io      listeners[16];
+    size_t              nlisten;
+    bool                accepting;
+    struct loop_io      sig_io, parent_io;
+    struct conn        *conns, *dead;
+    int                 nconns;
+    bool                stopping;
+    int64_t             stop_deadline_ms;
+    unsigned            generation;
+};
+
+struct conn {
+    struct loop_io   io;
+    struct worker   *w;
+    struct conn     *prev, *next;
+    enum conn_state  state;
+    char             peer[64];
+
+    struct http_in  *in;            /* allocated while a request is read */
+    char            *rbuf;          /* allocated while bytes are pending */
+    size_t           rstart, rend;
+
+    char            *wbuf;          /* response head (+ small body) */
+    size_t           wlen, wpos;
+    int              file_fd;       /* body from a file (sendfile), or -1 */
+    uint64_t         file_off, file_left;
+
+    int              method, status;
+    bool             keepalive;     /* the client allows another request */
+    bool             close_after;   /* close once the response is sent */
+    bool             closed;
+    int64_t          deadline_ms, body_deadline_ms;
+    uint64_t         body_bytes;
+
+    struct upload   *up;
+    /* Path part of the target without the prefix, and the query; both
+     * point into in->head and live until the response is sent. */
+    const char      *rel, *query;
+    size_t           rel_len;
+};
+
+#define CONN_RBUF_SIZE (256 * 1024)
+
+void conn_accept(struct worker *w, int lfd);
+void conn_close(struct conn *c);
+void conn_free_dead(struct worker *w);
+void conn_tick(struct worker *w);
+void conn_close_idle(struct worker *w);
+
+/* Answers. Each builds the common headers (Date, Server, CORS, Connection).
+ * conn_respond_text: small text/plain body naming the problem.
+ * conn_respond_head: a finished head from conn_head_begin (+ optional body
+ * bytes copied, or a file range sent with sendfile). */
+void conn_respond_text(struct conn *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void conn_head_begin(struct conn *c, struct http_head *h, int status);
+void conn_respond_head(struct conn *c, struct http_head *h,
+                       const char *body, size_t len);
+void conn_respond_file(struct conn *c, struct http_head *h, int fd,
+                       uint64_t off, uint64_t len);
+/* The request body will not be read: answer, then close. */
+void conn_reject(struct conn *c, int status, const char *reason);
+int  conn_send_continue(struct conn *c);
+/* A job finished for a connection in CONN_BUSY (may have been closed). */
+bool conn_alive(const struct conn *c);
+
+#endif

@@ -1,0 +1,27 @@
+/* syncpool: runs blocking file work (fsync, link, directory sync, hashing)
+ * off the event loop, on a few threads per worker.
+ *
+ * Why: an fdatasync of a large upload takes hundreds of milliseconds; done on
+ * the loop it would stall every other connection of the worker. A job's
+ * `work` runs on a pool thread and must touch only what the job owns; its
+ * `done` runs later on the loop thread, where connection state may change. */
+#ifndef WORKER_SYNCPOOL_H
+#define WORKER_SYNCPOOL_H
+
+struct loop;
+struct syncpool;
+
+struct sync_job {
+    void (*work)(struct sync_job *job);    /* pool thread */
+    void (*done)(struct sync_job *job);    /* loop thread */
+    struct sync_job *next;
+};
+
+struct syncpool *syncpool_create(struct loop *l, int nthreads);
+void syncpool_submit(struct syncpool *p, struct sync_job *job);
+/* Jobs queued or running; the worker waits for zero before exiting. */
+int  syncpool_pending(const struct syncpool *p);
+/* Stops the threads after the queue drains. */
+void syncpool_destroy(struct syncpool *p);
+
+#endif

@@ -1,0 +1,202 @@
+/* worker.c: a worker process's main: its context, signals and shutdown.
+ *
+ * Signals arrive through a signalfd in the loop, so nothing runs in a
+ * handler. TERM/INT: graceful (stop accepting, close idle keep-alive
+ * connections, finish in-flight requests within shutdown_grace). QUIT: exit
+ * now. The master-alive pipe turns a dead master into a graceful stop, so
+ * orphaned workers never keep serving with nobody to supervise them. */
+#define _GNU_SOURCE
+#include "worker/worker.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "lib/conf/conf.h"
+#include "lib/util/log.h"
+#include "shm/stats.h"
+#include "worker/conn.h"
+#include "worker/syncpool.h"
+
+#define SYNC_THREADS 2
+
+static void
+on_listener(struct loop_io *io, uint32_t events)
+{
+    (void)events;
+    conn_accept(io->data, io->fd);
+}
+
+static void
+stop_accepting(struct worker *w)
+{
+    if (!w->accepting)
+        return;
+    for (size_t i = 0; i < w->nlisten; i++)
+        loop_del(w->loop, &w->listeners[i]);
+    w->accepting = false;
+}
+
+static void
+begin_stop(struct worker *w, const char *why)
+{
+    if (w->stopping)
+        return;
+    log_info("%s: finishing %d connection(s)", why, w->nconns);
+    w->stopping = true;
+    w->stop_deadline_ms = loop_now_ms(w->loop)
+                        + (int64_t)w->conf->shutdown_grace * 1000;
+    stop_accepting(w);
+    conn_close_idle(w);
+}
+
+static void
+on_signal(struct loop_io *io, uint32_t events)
+{
+    struct worker *w = io->data;
+    struct signalfd_siginfo si;
+    (void)events;
+    while (read(io->fd, &si, sizeof(si)) == sizeof(si)) {
+        switch (si.ssi_signo) {
+        case SIGTERM:
+        case SIGINT:
+            begin_stop(w, "stop requested");
+            break;
+        case SIGQUIT:
+            loop_stop(w->loop);
+            break;
+        case SIGUSR1:
+            log_reopen();
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static void
+on_parent(struct loop_io *io, uint32_t events)
+{
+    struct worker *w = io->data;
+    char b;
+    (void)events;
+    if (read(io->fd, &b, 1) <= 0) {      /* EOF: the master is gone */
+        loop_del(w->loop, io);
+        begin_stop(w, "master exited");
+    }
+}
+
+static void
+on_tick(void *data)
+{
+    struct worker *w = data;
+    conn_tick(w);
+    if (w->stopping) {
+        conn_close_idle(w);
+        if ((w->nconns == 0 && syncpool_pending(w->pool) == 0)
+            || loop_now_ms(w->loop) >= w->stop_deadline_ms)
+            loop_stop(w->loop);
+    }
+    /* Below the connection limit again: resume accepting (nginx sheds the
+     * same way, ngx_accept_disabled). */
+    if (!w->stopping && !w->accepting
+        && w->nconns < w->conf->max_connections * 7 / 8) {
+        for (size_t i = 0; i < w->nlisten; i++)
+            loop_add_exclusive(w->loop, &w->listeners[i]);
+        w->accepting = true;
+    }
+    if (w->accepting && w->nconns >= w->conf->max_connections)
+        stop_accepting(w);
+}
+
+static void
+on_batch_end(void *data)
+{
+    struct worker *w = data;
+    conn_free_dead(w);
+    if (w->stopping && w->nconns == 0 && syncpool_pending(w->pool) == 0)
+        loop_stop(w->loop);
+}
+
+static int
+setup_signals(struct worker *w)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGHUP);     /* the master's; ignore here */
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    w->sig_io.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    w->sig_io.fn = on_signal;
+    w->sig_io.data = w;
+    if (w->sig_io.fd < 0)
+        return -1;
+    return loop_add(w->loop, &w->sig_io, EPOLLIN);
+}
+
+int
+worker_run(const struct worker_init *init)
+{
+    struct worker w;
+    char role[32];
+
+    memset(&w, 0, sizeof(w));
+    snprintf(role, sizeof(role), "worker %d", init->stats_slot);
+    log_set_role(role);
+    /* The master may die without closing the pipe's write end in a way we
+     * notice quickly (e.g. SIGKILL while we block); ask for a signal too. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+
+    w.conf = init->conf;
+    w.stats = init->stats;
+    w.slot = &init->stats->slots[init->stats_slot];
+    w.root_fd = init->root_fd;
+    w.staging_fd = init->staging_fd;
+    w.generation = init->generation;
+    if ((w.loop = loop_create()) == NULL
+        || (w.pool = syncpool_create(w.loop, SYNC_THREADS)) == NULL
+        || setup_signals(&w) < 0) {
+        log_error("worker setup: %s", strerror(errno));
+        return 2;
+    }
+    w.parent_io.fd = init->parent_fd;
+    w.parent_io.fn = on_parent;
+    w.parent_io.data = &w;
+    loop_add(w.loop, &w.parent_io, EPOLLIN);
+    if (getppid() == 1)
+        begin_stop(&w, "master exited");
+
+    w.nlisten = init->nlisten;
+    for (size_t i = 0; i < init->nlisten; i++) {
+        w.listeners[i].fd = init->listen_fds[i];
+        w.listeners[i].fn = on_listener;
+        w.listeners[i].data = &w;
+        if (loop_add_exclusive(w.loop, &w.listeners[i]) < 0) {
+            log_error("epoll listener: %s", strerror(errno));
+            return 2;
+        }
+    }
+    w.accepting = true;
+    loop_on_tick(w.loop, on_tick, &w);
+    loop_on_batch_end(w.loop, on_batch_end, &w);
+
+    log_debug("serving (generation %u)", w.generation);
+    int rc = loop_run(w.loop);
+    for (struct conn *c = w.conns, *next; c; c = next) {
+        next = c->next;
+        conn_close(c);
+    }
+    conn_free_dead(&w);
+    syncpool_destroy(w.pool);    /* waits for running jobs */
+    loop_destroy(w.loop);
+    return rc < 0 ? 1 : 0;
+}

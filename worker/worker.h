@@ -1,0 +1,28 @@
+/* worker: one event-driven worker process serving many connections.
+ *
+ * The master forks a worker with everything it needs already open (listening
+ * sockets, storage directories, shared counters) and calls worker_run, which
+ * returns the process's exit status. 2 means "fatal, do not respawn". */
+#ifndef WORKER_WORKER_H
+#define WORKER_WORKER_H
+
+#include <stddef.h>
+
+struct conf;
+struct stats;
+
+struct worker_init {
+    const struct conf *conf;
+    const int    *listen_fds;     /* nonblocking, already listening */
+    size_t        nlisten;
+    int           root_fd;        /* storage root, O_DIRECTORY */
+    int           staging_fd;     /* staging dir, same filesystem */
+    struct stats *stats;
+    int           stats_slot;
+    int           parent_fd;      /* read end of the master-alive pipe */
+    unsigned      generation;
+};
+
+int worker_run(const struct worker_init *init);
+
+#endif
