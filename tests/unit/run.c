@@ -1,5 +1,6 @@
 /* run.c: the CUnit runner. Prints one PASS/FAIL line per test and a closing
  * "unit: N passed, N failed" line that tests/run.sh adds to the total. */
+#define _GNU_SOURCE
 #include "tests/unit/unit.h"
 
 #include <CUnit/Basic.h>
@@ -63,10 +64,10 @@ on_test_start(const CU_pTest t, const CU_pSuite s)
 static void
 on_test_complete(const CU_pTest t, const CU_pSuite s, const CU_pFailureRecord f)
 {
-    for (; f; f = f->pNext) {
+    for (CU_pFailureRecord r = f; r; r = r->pNext) {
         failed_in_test = 1;
-        printf("    %s:%u: %s\n", f->strFileName, f->uiLineNumber,
-               f->strCondition);
+        printf("    %s:%u: %s\n", r->strFileName, r->uiLineNumber,
+               r->strCondition);
     }
     printf("%s: %s/%s\n", failed_in_test ? "FAIL" : "PASS", s->pName, t->pName);
     fflush(stdout);
