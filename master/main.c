@@ -43,9 +43,11 @@ usage(FILE *f)
 static int
 load_config(struct master *m, const char *path, char *err, size_t errlen)
 {
-    m->conf_path = path;
+    m->conf_path = path ? realpath(path, NULL) : NULL;
+    if (path && m->conf_path == NULL)
+        m->conf_path = path;     /* conf_load reports why it cannot read */
     if (path)
-        return conf_load(path, &m->conf, err, errlen);
+        return conf_load(m->conf_path, &m->conf, err, errlen);
     return conf_load_string(embedded_config, "(embedded)", &m->conf, err,
                             errlen);
 }

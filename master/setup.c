@@ -94,7 +94,10 @@ master_daemonize(struct master *m, char *err, size_t errlen)
             close(fd);
     }
     umask(027);
-    return chdir("/") < 0 ? -1 : 0;
+    /* No chdir("/"): relative paths in the configuration (storage, secret
+     * files, pidfile) stay relative to where the daemon was started, for
+     * reloads too. Installed configurations use absolute paths. */
+    return 0;
 }
 
 int
