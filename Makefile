@@ -56,7 +56,7 @@ deps:
 run: deps
 	@$(MAKE) --no-print-directory all
 	@mkdir -p var
-	./hmac-file-server -f -c etc/dev.conf
+	./hmac-file-server -f
 
 check: deps
 	@$(MAKE) --no-print-directory $(BIN) $(UNIT)
