@@ -369,15 +369,16 @@ def build_request(method, target, headers=(), body=b"", host="127.0.0.1",
 def chunked(pieces, ext=None):
     """Encodes an iterable of byte strings as a chunked body (terminator
     included).  ext: optional chunk-extension put on every chunk."""
-    out = b""
+    out = []
     for p in pieces:
         if not p:
             continue
-        out += b"%x" % len(p)
+        out.append(b"%x" % len(p))
         if ext:
-            out += b";" + ext
-        out += b"\r\n" + p + b"\r\n"
-    return out + b"0\r\n\r\n"
+            out.append(b";" + ext)
+        out += [b"\r\n", p, b"\r\n"]
+    out.append(b"0\r\n\r\n")
+    return b"".join(out)
 
 
 def raw_request(port, data, method="GET", timeout=10.0):

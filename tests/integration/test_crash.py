@@ -11,15 +11,37 @@ from hfs import Daemon, build_request
 MiB = 1 << 20
 
 
-def _start_put(d, path, data, send):
-    """Opens a connection, sends the head and the first `send` bytes."""
-    c = d.conn(timeout=15)
-    c.send(build_request("PUT", d.put_target(path, len(data)), [],
-                         length=False)[:-2] +
-           b"Content-Length: %d\r\n\r\n" % len(data))
+def _start_put(d, path, data, send, c=None, skip=0):
+    """Opens a connection (or uses c, on which the first `skip` bytes of the
+    head were already sent), sends the head and the first `send` bytes."""
+    c = c or d.conn(timeout=15)
+    c.send((build_request("PUT", d.put_target(path, len(data)), [],
+                          length=False)[:-2] +
+            b"Content-Length: %d\r\n\r\n" % len(data))[skip:])
     if send:
         c.send(data[:send])
     return c
+
+
+def _conn_on_other_worker(d, victim, tries=15):
+    """A connection held by a worker other than `victim`.  EPOLLEXCLUSIVE
+    wakes the most recent waiter, so a lone connection nearly always lands
+    on the same worker; a burst of connects spreads a few to the other.
+    Each sends "PUT " so it is accepted even under TCP_DEFER_ACCEPT."""
+    for _ in range(tries):
+        cs = [d.conn(timeout=15) for _ in range(16)]
+        for c in cs:
+            c.send(b"PUT ")
+        found = None
+        for c in cs:
+            if found is None and d.conn_owner(c, 1.0) not in (None, victim):
+                found = c
+            else:
+                c.close()
+        if found:
+            return found
+        time.sleep(0.05)
+    return None
 
 
 def _dead_or_reset(c, timeout=5.0):
@@ -51,14 +73,9 @@ def test_worker_killed_mid_upload():
             victim, workers)
         # A second upload on the other worker, if one lands there.
         data_b = hfs.det_bytes(2 * MiB, seed=2)
-        b = None
-        for _ in range(20):
-            c = _start_put(d, "u-kill/b.bin", data_b, MiB)
-            if d.conn_owner(c) not in (None, victim):
-                b = c
-                break
-            c.close()
-            time.sleep(0.05)
+        b = _conn_on_other_worker(d, victim)
+        if b is not None:
+            _start_put(d, "u-kill/b.bin", data_b, MiB, c=b, skip=4)
         restarts0 = d.metrics().get("hfs_worker_restarts_total")
         os.kill(victim, signal.SIGKILL)
         assert _dead_or_reset(a), "killed worker's connection stays open"
