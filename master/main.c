@@ -68,6 +68,7 @@ start(struct master *m)
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, NULL);
     if (master_open_storage(m, err, sizeof(err)) < 0
+        || master_tls_context(&m->conf, &m->tls_ctx, err, sizeof(err)) < 0
         || master_listen(m, err, sizeof(err)) < 0
         || (!m->foreground && master_daemonize(m, err, sizeof(err)) < 0)
         || master_write_pidfile(m, err, sizeof(err)) < 0

@@ -30,6 +30,7 @@ struct master {
     size_t        nlisten;
     int           root_fd, staging_fd;
     struct stats *stats;
+    void         *tls_ctx;    /* SSL_CTX for tls: listeners, or NULL */
     int           alive_pipe[2];  /* workers see EOF on [0] if we die */
     unsigned      generation;
     int           nworkers;
@@ -46,6 +47,8 @@ int  master_open_storage(struct master *m, char *err, size_t errlen);
 int  master_daemonize(struct master *m, char *err, size_t errlen);
 int  master_write_pidfile(const struct master *m, char *err, size_t errlen);
 int  master_drop_privileges(const struct master *m, char *err, size_t errlen);
+int  master_tls_context(const struct conf *c, void **ctx_r, char *err,
+                        size_t errlen);
 /* supervise.c */
 int  master_run(struct master *m);
 int  master_start_generation(struct master *m);

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/tls/tls.h"
 #include "lib/util/log.h"
 #include "shm/stats.h"
 
@@ -107,7 +108,17 @@ master_reload(struct master *m)
         return -1;
     }
     keep_restart_only(m, &next);
+    /* Certificates are re-read on every reload, so a renewed one takes
+     * effect; a broken one fails the reload and the old one stays. */
+    void *tls_ctx;
+    if (master_tls_context(&next, &tls_ctx, err, sizeof(err)) < 0) {
+        log_error("reload failed, keeping the running configuration: %s",
+                  err);
+        m->stats->last_reload_ok = 0;
+        return -1;
+    }
     if (rebind(m, &next, fds, &nfds, err, sizeof(err)) < 0) {
+        tls_context_free(tls_ctx);
         log_error("reload failed, keeping the running configuration: %s",
                   err);
         m->stats->last_reload_ok = 0;
@@ -135,7 +146,10 @@ master_reload(struct master *m)
     m->stats->config_generation++;
     m->stats->last_reload_ok = 1;
 
+    void *old_tls = m->tls_ctx;
+    m->tls_ctx = tls_ctx;
     master_start_generation(m);
+    tls_context_free(old_tls);   /* old workers hold their own copies */
     for (int i = 0; i < MASTER_MAX_CHILDREN; i++)
         if (m->children[i].pid && m->children[i].retiring)
             kill(m->children[i].pid, SIGTERM);

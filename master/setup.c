@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/tls/tls.h"
+
 static int
 mkdir_p(const char *path)
 {
@@ -142,5 +144,18 @@ master_drop_privileges(const struct master *m, char *err, size_t errlen)
                  strerror(errno));
         return -1;
     }
+    return 0;
+}
+
+int
+master_tls_context(const struct conf *c, void **ctx_r, char *err,
+                   size_t errlen)
+{
+    *ctx_r = NULL;
+    for (size_t i = 0; i < c->nlisten; i++)
+        if (c->listen[i].tls) {
+            *ctx_r = tls_context_create(c, err, errlen);
+            return *ctx_r ? 0 : -1;
+        }
     return 0;
 }

@@ -70,7 +70,8 @@ spawn_worker(struct master *m, int index)
         close(m->alive_pipe[1]);
         struct worker_init wi = {
             .conf = &m->conf, .listen_fds = m->listen_fds,
-            .nlisten = m->nlisten, .root_fd = m->root_fd,
+            .nlisten = m->nlisten, .tls_ctx = m->tls_ctx,
+            .root_fd = m->root_fd,
             .staging_fd = m->staging_fd, .stats = m->stats,
             .stats_slot = slot, .parent_fd = m->alive_pipe[0],
             .generation = m->generation,

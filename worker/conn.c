@@ -12,6 +12,8 @@
 #include "worker/conn.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
+#include <openssl/err.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -34,12 +36,14 @@
 #include "worker/upload.h"
 
 #define SENDFILE_CHUNK   (2 * 1024 * 1024)   /* fairness between clients */
+#define TLS_FILE_BUF     (16 * 1024)         /* one TLS record */
 #define READS_PER_EVENT  8
 #define LINGER_MS        2000
 #define DISCARD_MAX      (64 * 1024)         /* body of a non-PUT request */
 
 static void on_io(struct loop_io *io, uint32_t events);
 static void process_input(struct conn *c);
+static void read_input(struct conn *c);
 static void flush_output(struct conn *c);
 
 /* ---- life cycle ---------------------------------------------------------- */
@@ -82,7 +86,7 @@ set_deadline(struct conn *c, int seconds)
 }
 
 void
-conn_accept(struct worker *w, int lfd)
+conn_accept(struct worker *w, int lfd, bool tls)
 {
     for (int i = 0; i < 64 && w->nconns < w->conf->max_connections; i++) {
         struct sockaddr_storage ss;
@@ -102,6 +106,16 @@ conn_accept(struct worker *w, int lfd)
         set_keepalive(fd, w->conf);
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (tls) {
+            if ((c->ssl = SSL_new(w->tls_ctx)) == NULL
+                || SSL_set_fd(c->ssl, fd) != 1) {
+                SSL_free(c->ssl);
+                free(c);
+                close(fd);
+                continue;
+            }
+            SSL_set_accept_state(c->ssl);
+        }
         c->io.fd = fd;
         c->io.fn = on_io;
         c->io.data = c;
@@ -144,6 +158,9 @@ end_response(struct conn *c)
         close(c->file_fd);
     c->file_fd = -1;
     c->file_left = 0;
+    free(c->tbuf);
+    c->tbuf = NULL;
+    c->tbuf_len = c->tbuf_pos = 0;
 }
 
 void
@@ -156,9 +173,12 @@ conn_close(struct conn *c)
     if (c->up)
         upload_abort(c);
     loop_del(w->loop, &c->io);
+    if (c->ssl) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
     close(c->io.fd);
     end_response(c);
-    release_buffers(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -167,7 +187,8 @@ conn_close(struct conn *c)
         c->next->prev = c->prev;
     w->nconns--;
     w->slot->connections--;
-    /* Freed at the end of the event batch: a later event may name it. */
+    /* Freed at the end of the event batch: a later event may name it, and
+     * we may be inside a parser callback that still uses c->in. */
     c->next = w->dead;
     w->dead = c;
 }
@@ -184,8 +205,74 @@ conn_free_dead(struct worker *w)
     while (w->dead) {
         struct conn *c = w->dead;
         w->dead = c->next;
+        release_buffers(c);
         free(c);
     }
+}
+
+/* ---- transport: plain socket or TLS ------------------------------------- */
+
+/* Both return bytes moved, 0 for EOF (recv only), or -1 with errno: EAGAIN
+ * when the socket (or OpenSSL, see tls_want) must wait. */
+static ssize_t
+tls_result(struct conn *c, int n)
+{
+    int e = SSL_get_error(c->ssl, n);
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+        c->tls_want = EPOLLIN;
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_WANT_WRITE:
+        c->tls_want = EPOLLOUT;
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    case SSL_ERROR_SYSCALL:
+        if (errno == 0)
+            return 0;    /* EOF without close_notify: a dropped client */
+        return -1;
+    default:
+        log_debug("%s: TLS: %s", c->peer,
+                  ERR_reason_error_string(ERR_peek_last_error()));
+        ERR_clear_error();
+        errno = EPROTO;
+        return -1;
+    }
+}
+
+static ssize_t
+io_recv(struct conn *c, void *buf, size_t len)
+{
+    if (c->ssl == NULL)
+        return recv(c->io.fd, buf, len, 0);
+    ERR_clear_error();
+    errno = 0;
+    c->tls_want = 0;
+    int n = SSL_read(c->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
+    return n > 0 ? n : tls_result(c, n);
+}
+
+static ssize_t
+io_send(struct conn *c, const void *buf, size_t len, bool more)
+{
+    if (c->ssl == NULL)
+        return send(c->io.fd, buf, len, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+    ERR_clear_error();
+    errno = 0;
+    c->tls_want = 0;
+    int n = SSL_write(c->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
+    return n > 0 ? n : tls_result(c, n);
+}
+
+/* The interest to wait with: what OpenSSL asked for, else the plain one. */
+static uint32_t
+want(struct conn *c, uint32_t plain)
+{
+    uint32_t w = c->ssl && c->tls_want ? c->tls_want : plain;
+    c->tls_want = 0;
+    return w;
 }
 
 /* ---- timeouts ------------------------------------------------------------ */
@@ -374,7 +461,7 @@ conn_send_continue(struct conn *c)
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     /* The socket's send buffer is empty while the client waits for this,
      * so a short write would mean a broken connection. */
-    ssize_t n = send(c->io.fd, cont, sizeof(cont) - 1, MSG_NOSIGNAL);
+    ssize_t n = io_send(c, cont, sizeof(cont) - 1, false);
     return n == (ssize_t)(sizeof(cont) - 1) ? 0 : -1;
 }
 
@@ -386,29 +473,69 @@ response_done(struct conn *c)
         /* Half-close, then drain what the client still sends (RFC 9112
          * 9.6): closing with unread input would reset the connection and
          * could destroy the response before the client reads it. */
+        if (c->ssl)
+            SSL_shutdown(c->ssl);        /* close_notify, best effort */
         shutdown(c->io.fd, SHUT_WR);
         c->state = CONN_LINGER;
         c->deadline_ms = loop_now_ms(c->w->loop) + LINGER_MS;
         loop_set(c->w->loop, &c->io, EPOLLIN | EPOLLRDHUP);
         return;
     }
-    http_in_next(c->in);
     c->state = CONN_IDLE;
     c->rel = c->query = NULL;
     set_deadline(c, c->w->conf->idletimeout);
     loop_set(c->w->loop, &c->io, EPOLLIN | EPOLLRDHUP);
+    if (c->in_parser) {
+        /* Answered from inside a parser callback: the parser is still on
+         * the stack, so resetting it and reading on happen in
+         * process_input once http_in_feed has returned. */
+        c->reset_parser = true;
+        return;
+    }
+    http_in_next(c->in);
     if (c->rend > c->rstart)
         process_input(c);                /* a pipelined request */
+    else if (c->ssl && SSL_pending(c->ssl) > 0)
+        read_input(c);                   /* bytes epoll cannot see */
     else
         release_buffers(c);
+}
+
+/* Next piece of the file body: sendfile on plain sockets; through a
+ * buffer for TLS, where the bytes must be encrypted in user space. */
+static ssize_t
+send_file_piece(struct conn *c)
+{
+    size_t want_len = c->file_left > SENDFILE_CHUNK ? SENDFILE_CHUNK
+                                                    : c->file_left;
+    if (c->ssl == NULL) {
+        off_t off = (off_t)c->file_off;
+        return sendfile(c->io.fd, c->file_fd, &off, want_len);
+    }
+    if (c->tbuf_pos == c->tbuf_len) {
+        if (c->tbuf == NULL && (c->tbuf = malloc(TLS_FILE_BUF)) == NULL)
+            return -1;
+        if (want_len > TLS_FILE_BUF)
+            want_len = TLS_FILE_BUF;
+        ssize_t r = pread(c->file_fd, c->tbuf, want_len, (off_t)c->file_off);
+        if (r <= 0)
+            return r;
+        c->tbuf_len = (size_t)r;
+        c->tbuf_pos = 0;
+    }
+    ssize_t n = io_send(c, c->tbuf + c->tbuf_pos, c->tbuf_len - c->tbuf_pos,
+                        false);
+    if (n > 0)
+        c->tbuf_pos += (size_t)n;
+    return n;
 }
 
 static void
 flush_output(struct conn *c)
 {
     while (c->wpos < c->wlen) {
-        ssize_t n = send(c->io.fd, c->wbuf + c->wpos, c->wlen - c->wpos,
-                         MSG_NOSIGNAL | (c->file_left ? MSG_MORE : 0));
+        ssize_t n = io_send(c, c->wbuf + c->wpos, c->wlen - c->wpos,
+                            c->file_left > 0);
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR)
                 goto wait;
@@ -419,15 +546,14 @@ flush_output(struct conn *c)
         c->w->stats->bytes_out += (uint64_t)n;
         set_deadline(c, c->w->conf->writetimeout);
     }
-    while (c->file_left > 0) {
-        off_t off = (off_t)c->file_off;
-        size_t want = c->file_left > SENDFILE_CHUNK ? SENDFILE_CHUNK
-                                                    : c->file_left;
-        ssize_t n = sendfile(c->io.fd, c->file_fd, &off, want);
+    for (int turns = 0; c->file_left > 0; turns++) {
+        if (turns == 32)
+            goto wait;           /* let other connections have a turn */
+        ssize_t n = send_file_piece(c);
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR)
                 goto wait;
-            log_warn("%s: sendfile: %s", c->peer, strerror(errno));
+            log_warn("%s: sending file: %s", c->peer, strerror(errno));
             conn_close(c);
             return;
         }
@@ -439,13 +565,13 @@ flush_output(struct conn *c)
         c->file_left -= (uint64_t)n;
         c->w->stats->bytes_out += (uint64_t)n;
         set_deadline(c, c->w->conf->writetimeout);
-        if (n == (ssize_t)want && c->file_left > 0)
-            goto wait;           /* let other connections have a turn */
+        if (c->ssl == NULL && c->file_left > 0)
+            goto wait;           /* one sendfile turn per wake-up */
     }
     response_done(c);
     return;
 wait:
-    loop_set(c->w->loop, &c->io, EPOLLOUT);
+    loop_set(c->w->loop, &c->io, want(c, EPOLLOUT));
 }
 
 /* ---- requests ------------------------------------------------------------ */
@@ -587,9 +713,18 @@ process_input(struct conn *c)
             set_deadline(c, c->w->conf->readtimeout);
         }
         size_t used;
+        c->in_parser = true;
         enum http_in_status st = http_in_feed(c->in, c->rbuf + c->rstart,
                                               c->rend - c->rstart, &used);
+        c->in_parser = false;
         c->rstart += used;
+        if (c->closed)
+            return;
+        if (c->reset_parser) {
+            c->reset_parser = false;
+            http_in_next(c->in);
+            continue;            /* the next pipelined request, if any */
+        }
         if (st == HTTP_IN_ERROR) {
             if (c->up)
                 upload_abort(c);
@@ -603,8 +738,11 @@ process_input(struct conn *c)
     }
     if (c->closed)
         return;
-    if (c->rstart == c->rend)
+    if (c->rstart == c->rend) {
         c->rstart = c->rend = 0;
+        if (c->state == CONN_IDLE && !(c->ssl && SSL_pending(c->ssl) > 0))
+            release_buffers(c);
+    }
     /* Not reading: no EPOLLIN/EPOLLRDHUP, which are level-triggered and
      * would fire on every turn for a client that half-closed. */
     if (c->state == CONN_BUSY)
@@ -616,7 +754,7 @@ linger_read(struct conn *c)
 {
     char buf[16384];
     for (int i = 0; i < READS_PER_EVENT; i++) {
-        ssize_t n = recv(c->io.fd, buf, sizeof(buf), 0);
+        ssize_t n = recv(c->io.fd, buf, sizeof(buf), 0);   /* raw: discarded */
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
             conn_close(c);
             return;
@@ -644,8 +782,7 @@ read_input(struct conn *c)
             c->rend -= c->rstart;
             c->rstart = 0;
         }
-        ssize_t n = recv(c->io.fd, c->rbuf + c->rend,
-                         CONN_RBUF_SIZE - c->rend, 0);
+        ssize_t n = io_recv(c, c->rbuf + c->rend, CONN_RBUF_SIZE - c->rend);
         if (n == 0) {
             /* The peer closed. Mid-body this is the mobile case: the
              * upload keeps what arrived (upload_abort decides). */
@@ -653,14 +790,23 @@ read_input(struct conn *c)
             return;
         }
         if (n < 0) {
-            if (errno != EAGAIN && errno != EINTR)
+            if (errno != EAGAIN && errno != EINTR) {
                 conn_close(c);
-            else if (c->rend == c->rstart && c->state == CONN_IDLE)
+                return;
+            }
+            if (c->ssl && c->tls_want == EPOLLOUT)
+                loop_set(c->w->loop, &c->io,
+                         want(c, 0) | EPOLLIN | EPOLLRDHUP);
+            if (c->rend == c->rstart && c->state == CONN_IDLE)
                 release_buffers(c);
             return;
         }
         c->rend += (size_t)n;
         process_input(c);
+        /* TLS may hold decrypted bytes epoll cannot see: keep reading
+         * past the per-event budget until OpenSSL says it needs more. */
+        if (c->ssl && SSL_pending(c->ssl) > 0 && i == READS_PER_EVENT - 1)
+            i--;
     }
 }
 
@@ -681,10 +827,15 @@ on_io(struct loop_io *io, uint32_t events)
         linger_read(c);
         return;
     }
-    if ((events & EPOLLOUT) && c->state == CONN_WRITE) {
-        flush_output(c);
+    if (c->state == CONN_WRITE) {
+        /* OpenSSL may need to read (EPOLLIN) before it can write. */
+        if (events & (EPOLLOUT | EPOLLIN))
+            flush_output(c);
         return;
     }
-    if ((events & (EPOLLIN | EPOLLRDHUP)) && reading(c))
+    if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLOUT)) && reading(c)) {
+        if (c->ssl)
+            loop_set(c->w->loop, &c->io, EPOLLIN | EPOLLRDHUP);
         read_input(c);
+    }
 }

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <openssl/ssl.h>
+
 #include "lib/http/request.h"
 #include "lib/http/response.h"
 #include "worker/loop.h"
@@ -29,14 +31,20 @@ enum conn_state {
     CONN_LINGER,    /* answered early: draining input before close */
 };
 
+struct listener {
+    struct loop_io      io;
+    bool                tls;
+};
+
 struct worker {
     const struct conf  *conf;
+    SSL_CTX            *tls_ctx;
     struct loop        *loop;
     struct syncpool    *pool;
     struct stats       *stats;
     struct stats_slot  *slot;
     int                 root_fd, staging_fd;
-    struct loop_io      listeners[16];
+    struct listener     listeners[16];
     size_t              nlisten;
     bool                accepting;
     struct loop_io      sig_io, parent_io;
@@ -53,6 +61,10 @@ struct conn {
     struct conn     *prev, *next;
     enum conn_state  state;
     char             peer[64];
+    SSL             *ssl;           /* NULL on plain listeners */
+    uint32_t         tls_want;      /* EPOLLIN/EPOLLOUT OpenSSL waits for */
+    char            *tbuf;          /* TLS: file bytes read, not yet sent */
+    size_t           tbuf_len, tbuf_pos;
 
     struct http_in  *in;            /* allocated while a request is read */
     char            *rbuf;          /* allocated while bytes are pending */
@@ -67,6 +79,8 @@ struct conn {
     bool             keepalive;     /* the client allows another request */
     bool             close_after;   /* close once the response is sent */
     bool             closed;
+    bool             in_parser;     /* inside http_in_feed: see conn.c */
+    bool             reset_parser;  /* answered from a parser callback */
     int64_t          deadline_ms, body_deadline_ms;
     uint64_t         body_bytes;
 
@@ -79,7 +93,7 @@ struct conn {
 
 #define CONN_RBUF_SIZE (256 * 1024)
 
-void conn_accept(struct worker *w, int lfd);
+void conn_accept(struct worker *w, int lfd, bool tls);
 void conn_close(struct conn *c);
 void conn_free_dead(struct worker *w);
 void conn_tick(struct worker *w);

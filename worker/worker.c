@@ -28,8 +28,9 @@
 static void
 on_listener(struct loop_io *io, uint32_t events)
 {
+    struct listener *l = (struct listener *)io;
     (void)events;
-    conn_accept(io->data, io->fd);
+    conn_accept(io->data, io->fd, l->tls);
 }
 
 static void
@@ -38,7 +39,7 @@ stop_accepting(struct worker *w)
     if (!w->accepting)
         return;
     for (size_t i = 0; i < w->nlisten; i++)
-        loop_del(w->loop, &w->listeners[i]);
+        loop_del(w->loop, &w->listeners[i].io);
     w->accepting = false;
 }
 
@@ -107,7 +108,7 @@ on_tick(void *data)
     if (!w->stopping && !w->accepting
         && w->nconns < w->conf->max_connections * 7 / 8) {
         for (size_t i = 0; i < w->nlisten; i++)
-            loop_add_exclusive(w->loop, &w->listeners[i]);
+            loop_add_exclusive(w->loop, &w->listeners[i].io);
         w->accepting = true;
     }
     if (w->accepting && w->nconns >= w->conf->max_connections)
@@ -161,6 +162,7 @@ worker_run(const struct worker_init *init)
     w.slot = &init->stats->slots[init->stats_slot];
     w.root_fd = init->root_fd;
     w.staging_fd = init->staging_fd;
+    w.tls_ctx = init->tls_ctx;
     w.generation = init->generation;
     if ((w.loop = loop_create()) == NULL
         || (w.pool = syncpool_create(w.loop, SYNC_THREADS)) == NULL
@@ -177,10 +179,15 @@ worker_run(const struct worker_init *init)
 
     w.nlisten = init->nlisten;
     for (size_t i = 0; i < init->nlisten; i++) {
-        w.listeners[i].fd = init->listen_fds[i];
-        w.listeners[i].fn = on_listener;
-        w.listeners[i].data = &w;
-        if (loop_add_exclusive(w.loop, &w.listeners[i]) < 0) {
+        w.listeners[i].io.fd = init->listen_fds[i];
+        w.listeners[i].io.fn = on_listener;
+        w.listeners[i].io.data = &w;
+        w.listeners[i].tls = w.conf->listen[i].tls;
+        if (w.listeners[i].tls && init->tls_ctx == NULL) {
+            log_error("TLS listener without a TLS context");
+            return 2;
+        }
+        if (loop_add_exclusive(w.loop, &w.listeners[i].io) < 0) {
             log_error("epoll listener: %s", strerror(errno));
             return 2;
         }

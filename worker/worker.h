@@ -13,7 +13,9 @@ struct stats;
 
 struct worker_init {
     const struct conf *conf;
-    const int    *listen_fds;     /* nonblocking, already listening */
+    const int    *listen_fds;     /* nonblocking, already listening, in the
+                                     order of conf->listen (which says TLS) */
+    void         *tls_ctx;        /* SSL_CTX, NULL without TLS listeners */
     size_t        nlisten;
     int           root_fd;        /* storage root, O_DIRECTORY */
     int           staging_fd;     /* staging dir, same filesystem */
