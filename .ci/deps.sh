@@ -7,7 +7,7 @@ pkgs=(
   build-essential pkg-config
   libssl-dev libconfig-dev libmnl-dev libcunit1-dev libhttp-parser-dev
   curl openssl python3 iproute2 procps psmisc
-  prosody prosody-modules go-sendxmpp lua-bitop
+  prosody prosody-modules go-sendxmpp lua-bitop ejabberd
   nodejs
   nginx-light wrk
   libclang-rt-14-dev clang
@@ -28,6 +28,6 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq >/dev/null
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts packaged daemons on install; the tests run their own instances.
-for svc in prosody nginx; do
+for svc in prosody nginx ejabberd; do
   $SUDO service "$svc" stop >/dev/null 2>&1 || true
 done
