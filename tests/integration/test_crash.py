@@ -66,6 +66,8 @@ def _log_names_pid(d, pid):
 def test_worker_killed_mid_upload():
     with Daemon(**{"server.workers": 2}) as d:
         workers = d.wait_workers(2)
+        for i in range(3):
+            assert d.put("u-kill/pre%d" % i, b"p" * 100).status == 201
         data_a = hfs.det_bytes(8 * MiB, seed=1)
         a = _start_put(d, "u-kill/a.bin", data_a, 4 * MiB)
         victim = d.conn_owner(a)
@@ -76,7 +78,9 @@ def test_worker_killed_mid_upload():
         b = _conn_on_other_worker(d, victim)
         if b is not None:
             _start_put(d, "u-kill/b.bin", data_b, MiB, c=b, skip=4)
-        restarts0 = d.metrics().get("hfs_worker_restarts_total")
+        m0 = d.metrics()
+        restarts0 = m0.get("hfs_worker_restarts_total")
+        assert m0.get("hfs_uploads_in_progress") >= 1, "upload not counted"
         os.kill(victim, signal.SIGKILL)
         assert _dead_or_reset(a), "killed worker's connection stays open"
         a.close()
@@ -103,8 +107,19 @@ def test_worker_killed_mid_upload():
         r = d.put("u-kill/a.bin", data_a)
         assert r.status == 201, "re-upload after the crash: %r" % r
         assert d.get("u-kill/a.bin").body == data_a
-        restarts = d.metrics().get("hfs_worker_restarts_total")
+        m = d.metrics()
+        restarts = m.get("hfs_worker_restarts_total")
         assert restarts >= restarts0 + 1, (restarts0, restarts)
+        # Counters survive the worker that bumped them (Prometheus counters
+        # never go down); gauges do not keep the dead worker's upload.
+        for k in ("hfs_bytes_received_total", "hfs_bytes_sent_total"):
+            assert m.get(k) >= m0.get(k), "%s went down" % k
+        for st in ("201", "200"):
+            assert m.get("hfs_requests_total", method="PUT", status=st) >= \
+                m0.get("hfs_requests_total", method="PUT", status=st), st
+        assert m.get("hfs_requests_total", method="PUT", status="201") >= 4
+        assert m.get("hfs_uploads_in_progress") == 0, \
+            "dead worker's upload still counted: %r" % m["hfs_uploads_in_progress"]
 
 
 @hfs.timeout(60)

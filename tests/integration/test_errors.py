@@ -331,12 +331,23 @@ def test_not_visible_while_uploading():
             g = d.get(path)
             assert g.status == 404, "visible mid-upload: %r" % g
             assert d.head(path).status == 404
+            m = d.metrics()
+            assert m.get("hfs_uploads_in_progress") >= 1, \
+                "upload in progress not counted"
+            assert m.get("hfs_connections_active") >= 2, \
+                "upload connection + this one: %r" % m.get(
+                    "hfs_connections_active")
             time.sleep(0.2)
             c.send(data[half:])
             r = c.read_response("PUT")
             assert r.status == 201, r
         g = d.get(path)
         assert g.status == 200 and g.body == data, g
+        deadline = time.monotonic() + 2
+        while d.metrics().get("hfs_uploads_in_progress") != 0 and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert d.metrics().get("hfs_uploads_in_progress") == 0
 
 
 def test_cut_upload_not_published():
@@ -351,6 +362,12 @@ def test_cut_upload_not_published():
         c.close()
         time.sleep(0.3)
         assert d.get(path).status == 404
+        deadline = time.monotonic() + 2
+        while d.metrics().get("hfs_uploads_in_progress") != 0 and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert d.metrics().get("hfs_uploads_in_progress") == 0, \
+            "aborted upload still counted"
         assert d.request("GET", "/health").status == 200
         # The whole body afterwards still publishes.
         r = d.put(path, data)
