@@ -15,7 +15,11 @@
 #include "lib/conf/conf.h"
 #include "lib/util/log.h"
 #include "master/master.h"
+#include "netmon/netmon.h"
 #include "shm/stats.h"
+
+#include <sys/eventfd.h>
+#include <sys/mman.h>
 
 #define VERSION "0.1.0"
 
@@ -76,7 +80,11 @@ start(struct master *m)
         log_error("%s", err);
         return 1;
     }
-    if ((m->stats = stats_create()) == NULL || pipe2(m->alive_pipe, O_CLOEXEC) < 0) {
+    m->netmon = mmap(NULL, sizeof(*m->netmon), PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    m->netmon_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if ((m->stats = stats_create()) == NULL || m->netmon == MAP_FAILED
+        || m->netmon_wake_fd < 0 || pipe2(m->alive_pipe, O_CLOEXEC) < 0) {
         log_error("shared memory: %s", strerror(errno));
         return 1;
     }

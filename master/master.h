@@ -13,6 +13,7 @@
 #define MASTER_MAX_CHILDREN 512
 
 struct stats;
+struct netmon_shared;
 
 struct child {
     pid_t    pid;             /* 0: slot free */
@@ -20,6 +21,7 @@ struct child {
     unsigned generation;
     int64_t  started_ms;
     bool     retiring;        /* old generation: told to stop, not replaced */
+    bool     netmon;          /* the network monitor, not a worker */
 };
 
 struct master {
@@ -31,6 +33,10 @@ struct master {
     int           root_fd, staging_fd;
     struct stats *stats;
     void         *tls_ctx;    /* SSL_CTX for tls: listeners, or NULL */
+    struct netmon_shared *netmon;   /* shared page netmon writes */
+    int           netmon_wake_fd;   /* eventfd netmon writes, workers watch */
+    int64_t       netmon_respawn_at_ms;
+    int           netmon_backoff_ms;
     int           alive_pipe[2];  /* workers see EOF on [0] if we die */
     unsigned      generation;
     int           nworkers;
@@ -52,6 +58,7 @@ int  master_tls_context(const struct conf *c, void **ctx_r, char *err,
 /* supervise.c */
 int  master_run(struct master *m);
 int  master_start_generation(struct master *m);
+int  master_restart_netmon(struct master *m);
 /* reload.c */
 int  master_reload(struct master *m);
 

@@ -139,20 +139,28 @@ master_reload(struct master *m)
     m->nlisten = nfds;
 
     for (int i = 0; i < MASTER_MAX_CHILDREN; i++)
-        if (m->children[i].pid)
+        if (m->children[i].pid && !m->children[i].netmon)
             m->children[i].retiring = true;
     m->conf = next;
     m->generation++;
     m->stats->config_generation++;
     m->stats->last_reload_ok = 1;
 
+    bool netmon_changed =
+        next.networkchangedetection != m->conf.networkchangedetection
+        || next.reconnectdelay != m->conf.reconnectdelay
+        || next.nlisten != m->conf.nlisten
+        || memcmp(next.listen, m->conf.listen, sizeof(next.listen)) != 0;
     void *old_tls = m->tls_ctx;
     m->tls_ctx = tls_ctx;
     master_start_generation(m);
     tls_context_free(old_tls);   /* old workers hold their own copies */
     for (int i = 0; i < MASTER_MAX_CHILDREN; i++)
-        if (m->children[i].pid && m->children[i].retiring)
+        if (m->children[i].pid && m->children[i].retiring
+            && !m->children[i].netmon)
             kill(m->children[i].pid, SIGTERM);
+    if (netmon_changed)
+        master_restart_netmon(m);
     log_info("reloaded %s: generation %u, %d worker(s)", m->conf_path,
              m->generation, m->nworkers);
     return 0;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "lib/util/log.h"
+#include "netmon/netmon.h"
 #include "shm/stats.h"
 #include "worker/worker.h"
 
@@ -73,8 +74,10 @@ spawn_worker(struct master *m, int index)
             .nlisten = m->nlisten, .tls_ctx = m->tls_ctx,
             .root_fd = m->root_fd,
             .staging_fd = m->staging_fd, .stats = m->stats,
-            .stats_slot = slot, .parent_fd = m->alive_pipe[0],
+            .stats_slot = slot, .index = index,
+            .parent_fd = m->alive_pipe[0],
             .generation = m->generation,
+            .netmon = m->netmon, .netmon_wake_fd = m->netmon_wake_fd,
         };
         _exit(worker_run(&wi));
     }
@@ -87,6 +90,60 @@ spawn_worker(struct master *m, int index)
     log_debug("started worker %d (pid %d, generation %u)", index, (int)pid,
               m->generation);
     return 0;
+}
+
+static void describe_exit(int status, char *buf, size_t len);
+
+static int
+spawn_netmon(struct master *m)
+{
+    if (!m->conf.networkchangedetection)
+        return 0;
+    struct child *ch = free_child(m);
+    if (ch == NULL)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_error("fork netmon: %s", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        close(m->alive_pipe[1]);
+        log_set_role("netmon");
+        for (size_t i = 0; i < m->nlisten; i++)
+            close(m->listen_fds[i]);   /* it serves nothing */
+        _exit(netmon_run(&m->conf, m->netmon, m->netmon_wake_fd,
+                         m->alive_pipe[0]) == 0 ? 0 : 1);
+    }
+    ch->pid = pid;
+    ch->index = -1;
+    ch->netmon = true;
+    ch->generation = m->generation;
+    ch->started_ms = now_ms();
+    ch->retiring = false;
+    m->netmon_respawn_at_ms = -1;
+    log_debug("started netmon (pid %d)", (int)pid);
+    return 0;
+}
+
+static void
+netmon_exited(struct master *m, struct child *ch, int status, bool stopping)
+{
+    char how[128];
+    describe_exit(status, how, sizeof(how));
+    bool current = !ch->retiring;
+    int64_t uptime = now_ms() - ch->started_ms;
+    ch->pid = 0;
+    if (stopping || !current) {
+        log_info("netmon %s", how);
+        return;
+    }
+    log_error("netmon %s; workers keep serving, restarting it", how);
+    int b = uptime < HEALTHY_UPTIME_MS ? m->netmon_backoff_ms * 2 : 0;
+    m->netmon_backoff_ms = uptime < HEALTHY_UPTIME_MS
+        ? (b < BACKOFF_MIN_MS ? BACKOFF_MIN_MS : b > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b)
+        : 0;
+    m->netmon_respawn_at_ms = now_ms() + m->netmon_backoff_ms;
 }
 
 static void
@@ -146,7 +203,11 @@ reap(struct master *m, bool stopping)
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         for (int i = 0; i < MASTER_MAX_CHILDREN; i++)
-            if (m->children[i].pid == pid) {
+            if (m->children[i].pid == pid && m->children[i].netmon) {
+                netmon_exited(m, &m->children[i], status, stopping);
+                n++;
+                break;
+            } else if (m->children[i].pid == pid) {
                 child_exited(m, &m->children[i], status, stopping);
                 n++;
                 break;
@@ -180,6 +241,9 @@ static void
 respawn_due(struct master *m)
 {
     int64_t now = now_ms();
+    if (m->netmon_respawn_at_ms >= 0 && now >= m->netmon_respawn_at_ms
+        && spawn_netmon(m) < 0)
+        m->netmon_respawn_at_ms = now + BACKOFF_MAX_MS;
     for (int i = 0; i < m->nworkers; i++)
         if (!index_running(m, i) && m->respawn_at_ms[i] >= 0
             && now >= m->respawn_at_ms[i]) {
@@ -203,6 +267,8 @@ static int64_t
 next_wake(const struct master *m)
 {
     int64_t wake = now_ms() + 1000;
+    if (m->netmon_respawn_at_ms >= 0 && m->netmon_respawn_at_ms < wake)
+        wake = m->netmon_respawn_at_ms;
     for (int i = 0; i < m->nworkers; i++)
         if (m->respawn_at_ms[i] >= 0 && m->respawn_at_ms[i] < wake)
             wake = m->respawn_at_ms[i];
@@ -263,9 +329,23 @@ master_start_generation(struct master *m)
     return 0;
 }
 
+/* A new netmon when its options changed (or none is running). */
+int
+master_restart_netmon(struct master *m)
+{
+    for (int i = 0; i < MASTER_MAX_CHILDREN; i++)
+        if (m->children[i].pid && m->children[i].netmon) {
+            m->children[i].retiring = true;
+            kill(m->children[i].pid, SIGTERM);
+        }
+    return spawn_netmon(m);
+}
+
 int
 master_run(struct master *m)
 {
+    m->netmon_respawn_at_ms = -1;
+    spawn_netmon(m);
     master_start_generation(m);
     log_info("started %d worker(s)", m->nworkers);
 

@@ -33,6 +33,7 @@
 #include "shm/stats.h"
 #include "worker/admin.h"
 #include "worker/download.h"
+#include "worker/pause.h"
 #include "worker/upload.h"
 
 #define SENDFILE_CHUNK   (2 * 1024 * 1024)   /* fairness between clients */
@@ -305,6 +306,8 @@ void
 conn_tick(struct worker *w)
 {
     int64_t now = loop_now_ms(w->loop);
+    if (pause_active(w))
+        return;                 /* a network pause is nobody's idle time */
     for (struct conn *c = w->conns, *next; c; c = next) {
         next = c->next;
         if (c->state == CONN_BUSY)
@@ -399,6 +402,18 @@ start_write(struct conn *c, struct http_head *h, const char *body, size_t len)
     c->state = CONN_WRITE;
     set_deadline(c, c->w->conf->writetimeout);
     stats_count_request(c->w->stats, c->method, c->status);
+    if (pause_active(c->w)) {
+        /* No response bytes into a network that is switching; resume()
+         * in pause.c sends them when the window has passed. */
+        loop_set(c->w->loop, &c->io, 0);
+        return;
+    }
+    flush_output(c);
+}
+
+void
+conn_flush(struct conn *c)
+{
     flush_output(c);
 }
 
@@ -828,6 +843,10 @@ on_io(struct loop_io *io, uint32_t events)
         return;
     }
     if (c->state == CONN_WRITE) {
+        if (pause_active(c->w)) {
+            loop_set(c->w->loop, &c->io, 0);
+            return;
+        }
         /* OpenSSL may need to read (EPOLLIN) before it can write. */
         if (events & (EPOLLOUT | EPOLLIN))
             flush_output(c);

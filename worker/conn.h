@@ -17,7 +17,9 @@
 #include "worker/loop.h"
 
 struct conf;
+struct netmon_shared;
 struct stats;
+struct sync_job;
 struct stats_slot;
 struct syncpool;
 struct upload;
@@ -53,6 +55,13 @@ struct worker {
     bool                stopping;
     int64_t             stop_deadline_ms;
     unsigned            generation;
+    /* network changes (pause.c) */
+    struct netmon_shared *netmon;
+    struct loop_io      netmon_io, pause_timer;
+    uint64_t            netmon_epoch;
+    bool                paused;
+    int64_t             pause_started_ms;
+    struct sync_job    *deferred;       /* publications held by a pause */
 };
 
 struct conn {
@@ -113,6 +122,8 @@ void conn_respond_file(struct conn *c, struct http_head *h, int fd,
 /* The request body will not be read: answer, then close. */
 void conn_reject(struct conn *c, int status, const char *reason);
 int  conn_send_continue(struct conn *c);
+/* Send what is queued (after a network pause). */
+void conn_flush(struct conn *c);
 /* A job finished for a connection in CONN_BUSY (may have been closed). */
 bool conn_alive(const struct conn *c);
 

@@ -140,6 +140,8 @@ syncpool_destroy(struct syncpool *p)
     pthread_mutex_unlock(&p->mu);
     for (int i = 0; i < p->nthreads; i++)
         pthread_join(p->threads[i], NULL);
+    if (p->io.fd >= 0)
+        on_done(&p->io, 0);       /* completions nobody has collected */
     if (p->io.fd >= 0) {
         loop_del(p->loop, &p->io);
         close(p->io.fd);

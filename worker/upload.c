@@ -24,6 +24,7 @@
 #include "lib/util/log.h"
 #include "shm/stats.h"
 #include "worker/conn.h"
+#include "worker/pause.h"
 #include "worker/syncpool.h"
 
 struct upload {
@@ -310,7 +311,50 @@ upload_complete(struct conn *c)
     up->job.work = publish_work;
     up->job.done = publish_done;
     up->job_pending = true;
-    syncpool_submit(c->w->pool, &up->job);
+    pause_submit(c->w, &up->job);
+    return 0;
+}
+
+/* A checkpoint owns a duplicate of the data fd, so the upload may finish,
+ * fail or be freed while the fdatasync runs. */
+struct checkpoint {
+    struct sync_job job;
+    int             fd;
+    int             result;
+    char            rel[64];
+};
+
+static void
+checkpoint_work(struct sync_job *job)
+{
+    struct checkpoint *cp = (struct checkpoint *)job;
+    cp->result = fdatasync(cp->fd);
+}
+
+static void
+checkpoint_done(struct sync_job *job)
+{
+    struct checkpoint *cp = (struct checkpoint *)job;
+    if (cp->result < 0)
+        log_error("checkpoint of %s failed", cp->rel);
+    close(cp->fd);
+    free(cp);
+}
+
+int
+upload_checkpoint(struct conn *c)
+{
+    struct upload *up = c->up;
+    struct checkpoint *cp = calloc(1, sizeof(*cp));
+    if (up == NULL || cp == NULL || (cp->fd = dup(up->fd)) < 0) {
+        free(cp);
+        return -1;
+    }
+    snprintf(cp->rel, sizeof(cp->rel), "%.63s", up->rel);
+    cp->job.work = checkpoint_work;
+    cp->job.done = checkpoint_done;
+    /* Straight to the pool, even during a pause: durability is the point. */
+    syncpool_submit(c->w->pool, &cp->job);
     return 0;
 }
 

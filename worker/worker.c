@@ -21,6 +21,7 @@
 #include "lib/util/log.h"
 #include "shm/stats.h"
 #include "worker/conn.h"
+#include "worker/pause.h"
 #include "worker/syncpool.h"
 
 #define SYNC_THREADS 2
@@ -151,7 +152,7 @@ worker_run(const struct worker_init *init)
     char role[32];
 
     memset(&w, 0, sizeof(w));
-    snprintf(role, sizeof(role), "worker %d", init->stats_slot);
+    snprintf(role, sizeof(role), "worker %d", init->index);
     log_set_role(role);
     /* The master may die without closing the pipe's write end in a way we
      * notice quickly (e.g. SIGKILL while we block); ask for a signal too. */
@@ -163,6 +164,7 @@ worker_run(const struct worker_init *init)
     w.root_fd = init->root_fd;
     w.staging_fd = init->staging_fd;
     w.tls_ctx = init->tls_ctx;
+    w.netmon = init->netmon;
     w.generation = init->generation;
     if ((w.loop = loop_create()) == NULL
         || (w.pool = syncpool_create(w.loop, SYNC_THREADS)) == NULL
@@ -176,6 +178,10 @@ worker_run(const struct worker_init *init)
     loop_add(w.loop, &w.parent_io, EPOLLIN);
     if (getppid() == 1)
         begin_stop(&w, "master exited");
+    if (pause_init(&w, init->netmon_wake_fd) < 0) {
+        log_error("network change watch: %s", strerror(errno));
+        return 2;
+    }
 
     w.nlisten = init->nlisten;
     for (size_t i = 0; i < init->nlisten; i++) {
@@ -203,6 +209,7 @@ worker_run(const struct worker_init *init)
         conn_close(c);
     }
     conn_free_dead(&w);
+    pause_fini(&w);
     syncpool_destroy(w.pool);    /* waits for running jobs */
     loop_destroy(w.loop);
     return rc < 0 ? 1 : 0;

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 struct conf;
+struct netmon_shared;
 struct stats;
 
 struct worker_init {
@@ -21,8 +22,11 @@ struct worker_init {
     int           staging_fd;     /* staging dir, same filesystem */
     struct stats *stats;
     int           stats_slot;
+    int           index;          /* worker number in its generation */
     int           parent_fd;      /* read end of the master-alive pipe */
     unsigned      generation;
+    struct netmon_shared *netmon; /* NULL: no network change detection */
+    int           netmon_wake_fd;
 };
 
 int worker_run(const struct worker_init *init);
