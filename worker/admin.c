@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "lib/http/response.h"
+#include "netmon/netmon.h"
 #include "shm/stats.h"
 #include "worker/conn.h"
 
@@ -24,6 +25,8 @@ admin_health(struct conn *c)
 void
 admin_metrics(struct conn *c)
 {
+    if (c->w->netmon)     /* netmon counts; the page is its to write */
+        c->w->stats->network_changes = c->w->netmon->changes_total;
     char *buf = malloc(METRICS_MAX);
     int n = buf ? stats_render(c->w->stats, buf, METRICS_MAX) : -1;
     if (n < 0) {
