@@ -164,3 +164,18 @@ def test_names_with_spaces_and_utf8():
         g = d.request("GET", d.target("u-n3/100%25 real+plus;semi,comma="
                                       "eq&amp.txt"))
         assert g.status == 404, g
+
+
+def test_url_prefix():
+    # The prefix is stripped before the MAC: the signed path stays relative.
+    with Daemon(**{"server.url_prefix": "/upload/"}) as d:
+        data = hfs.det_bytes(999, seed=50)
+        t = d.put_target("u-pre/f.bin", len(data))
+        assert t.startswith("/upload/u-pre/f.bin?v="), t
+        r = d.put_stream(t, data)
+        assert r.status == 201, r
+        g = d.get("u-pre/f.bin")
+        assert g.status == 200 and g.body == data, g
+        r = d.request("GET", "/u-pre/f.bin")
+        assert r.status == 404, "served outside the prefix: %r" % r
+        assert d.request("GET", "/health").status == 200

@@ -183,10 +183,11 @@ def test_crash_loop_backs_off():
         assert len(delays) >= 3, \
             "only %d respawns within the budget: %s\n%s" % (
                 len(delays), delays, d.log_tail())
-        assert delays[-1] > delays[0] + 0.1 and delays[-1] > 1.5 * delays[0], \
+        # Load on a shared 2-core box only ever lengthens a delay, so compare
+        # the last respawn with the quickest early one rather than demanding
+        # every step grow.
+        assert delays[-1] >= 0.3 and delays[-1] >= 3 * min(delays[:2]), \
             "no back-off: delays %s" % delays
-        for x, y in zip(delays, delays[1:]):
-            assert x < 0.05 or y >= x * 0.8, "delays shrink: %s" % delays
         # It comes back and serves once left alone.
         deadline = max(budget, time.monotonic()) + 8
         while time.monotonic() < deadline:
