@@ -40,6 +40,7 @@
 #define TLS_FILE_BUF     (16 * 1024)         /* one TLS record */
 #define READS_PER_EVENT  8
 #define LINGER_MS        2000
+#define FRESH_GRACE_MS   3000      /* stopping: wait for a first request */
 #define DISCARD_MAX      (64 * 1024)         /* body of a non-PUT request */
 
 static void on_io(struct loop_io *io, uint32_t events);
@@ -124,6 +125,7 @@ conn_accept(struct worker *w, int lfd, bool tls)
         c->file_fd = -1;
         c->state = CONN_IDLE;
         format_peer(&ss, c->peer, sizeof(c->peer));
+        c->accepted_ms = loop_now_ms(w->loop);
         set_deadline(c, w->conf->readtimeout);
         if (loop_add(w->loop, &c->io, EPOLLIN | EPOLLRDHUP) < 0) {
             close(fd);
@@ -321,9 +323,15 @@ conn_tick(struct worker *w)
 void
 conn_close_idle(struct worker *w)
 {
+    int64_t now = loop_now_ms(w->loop);
     for (struct conn *c = w->conns, *next; c; c = next) {
         next = c->next;
-        if (c->state == CONN_IDLE && c->rend == c->rstart)
+        if (c->state != CONN_IDLE || c->rend != c->rstart)
+            continue;
+        /* A connection that has not sent its first request yet is a
+         * request on its way (the client connected to send one): give it
+         * a moment instead of resetting it during a reload. */
+        if (c->served || now - c->accepted_ms > FRESH_GRACE_MS)
             conn_close(c);
     }
 }
@@ -412,6 +420,23 @@ start_write(struct conn *c, struct http_head *h, const char *body, size_t len)
 }
 
 void
+conn_pause_body(struct conn *c)
+{
+    http_parser_pause(&c->in->parser, 1);
+    c->state = CONN_BUSY;
+}
+
+void
+conn_resume_body(struct conn *c)
+{
+    http_parser_pause(&c->in->parser, 0);
+    c->state = CONN_BODY;
+    set_deadline(c, c->w->conf->readtimeout);
+    loop_set(c->w->loop, &c->io, EPOLLIN | EPOLLRDHUP);
+    process_input(c);
+}
+
+void
 conn_flush(struct conn *c)
 {
     flush_output(c);
@@ -484,6 +509,7 @@ static void
 response_done(struct conn *c)
 {
     end_response(c);
+    c->served = true;
     if (c->close_after) {
         /* Half-close, then drain what the client still sends (RFC 9112
          * 9.6): closing with unread input would reset the connection and

@@ -21,6 +21,7 @@ struct netmon_shared;
 struct stats;
 struct sync_job;
 struct stats_slot;
+struct shm_table;
 struct syncpool;
 struct upload;
 
@@ -43,6 +44,7 @@ struct worker {
     SSL_CTX            *tls_ctx;
     struct loop        *loop;
     struct syncpool    *pool;
+    struct shm_table   *table;          /* resumable sessions */
     struct stats       *stats;
     struct stats_slot  *slot;
     int                 root_fd, staging_fd;
@@ -62,6 +64,9 @@ struct worker {
     bool                paused;
     int64_t             pause_started_ms;
     struct sync_job    *deferred;       /* publications held by a pause */
+    int                 index;          /* worker number in its generation */
+    int64_t             next_janitor_ms;
+    bool                janitor_running;
 };
 
 struct conn {
@@ -88,6 +93,8 @@ struct conn {
     bool             keepalive;     /* the client allows another request */
     bool             close_after;   /* close once the response is sent */
     bool             closed;
+    bool             served;        /* answered at least one request */
+    int64_t          accepted_ms;
     bool             in_parser;     /* inside http_in_feed: see conn.c */
     bool             reset_parser;  /* answered from a parser callback */
     int64_t          deadline_ms, body_deadline_ms;
@@ -122,6 +129,10 @@ void conn_respond_file(struct conn *c, struct http_head *h, int fd,
 /* The request body will not be read: answer, then close. */
 void conn_reject(struct conn *c, int status, const char *reason);
 int  conn_send_continue(struct conn *c);
+/* From the head callback: stop parsing until conn_resume_body (the body's
+ * destination is being prepared off the loop). */
+void conn_pause_body(struct conn *c);
+void conn_resume_body(struct conn *c);
 /* Send what is queued (after a network pause). */
 void conn_flush(struct conn *c);
 /* A job finished for a connection in CONN_BUSY (may have been closed). */
