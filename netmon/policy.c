@@ -382,6 +382,11 @@ feed_addr(struct policy *p, const struct rtnl_event *ev,
     bool listen = is_listen(p, ev->family, ev->addr);
     bool temp = (ev->addr_flags & IFA_F_TEMPORARY) != 0;
     bool before = listen || (ifc ? interesting(p, ifc) : p->wildcard);
+    /* An IPv6 link-local address comes and goes with its link (the kernel
+     * re-adds it ~2 s after link-up, just past the debounce window): the
+     * link event already counted, so it matters only if we listen on it. */
+    bool linklocal = ev->family == AF_INET6 && ev->addr[0] == 0xfe
+                     && (ev->addr[1] & 0xc0) == 0x80;
 
     name_of(ifc, ev->ifindex, d->ifname);
     if (ev->kind == RTNL_ADDR_NEW) {
@@ -400,7 +405,7 @@ feed_addr(struct policy *p, const struct rtnl_event *ev,
             memset(a, 0, sizeof(*a));
         describe_addr(ev, "removed", d);
     }
-    return before && !temp;
+    return before && !temp && (!linklocal || listen);
 }
 
 /* IPv4 drops routes silently when their device goes down (only IPv6 sends

@@ -422,6 +422,33 @@ test_table_full(void)
     policy_free(p);
 }
 
+/* The kernel re-adds an IPv6 link-local address ~2 s after link-up; that
+ * must not count as a second change (the link event already did), even on
+ * the listen interface or with a wildcard listener. A listener on the
+ * link-local address itself does care. */
+static void
+test_linklocal_ignored(void)
+{
+    struct policy *p = host("10.0.0.5", NULL);
+    CU_ASSERT_EQUAL(feed(p, msg_addr(RTM_NEWADDR, 2, "fe80::1", 64, 0),
+                         100000), POLICY_IGNORE);
+    CU_ASSERT_EQUAL(feed(p, msg_addr(RTM_DELADDR, 2, "fe80::1", 64, 0),
+                         200000), POLICY_IGNORE);
+    CU_ASSERT_EQUAL(feed(p, msg_addr(RTM_NEWADDR, 2, "2001:db8::5", 64, 0),
+                         300000), POLICY_CHANGE);
+    policy_free(p);
+
+    p = host("::", NULL);
+    CU_ASSERT_EQUAL(feed(p, msg_addr(RTM_NEWADDR, 3, "fe80::2", 64, 0),
+                         100000), POLICY_IGNORE);
+    policy_free(p);
+
+    p = host("fe80::7", NULL);
+    CU_ASSERT_EQUAL(feed(p, msg_addr(RTM_NEWADDR, 2, "fe80::7", 64, 0),
+                         100000), POLICY_CHANGE);
+    policy_free(p);
+}
+
 static CU_TestInfo tests[] = {
     { "link down and up", test_link_down_up },
     { "carrier lost", test_carrier_lost },
@@ -435,6 +462,7 @@ static CU_TestInfo tests[] = {
     { "resync", test_resync },
     { "first sync quiet", test_first_sync_quiet },
     { "table full", test_table_full },
+    { "IPv6 link-local ignored", test_linklocal_ignored },
     CU_TEST_INFO_NULL
 };
 UNIT_SUITE("policy", NULL, NULL, tests);
