@@ -81,6 +81,8 @@ install: $(BIN)
 	install -m 0644 init.d/rc.hmac-file-server $(DESTDIR)/etc/rc.d/rc.hmac-file-server
 	install -d $(DESTDIR)/lib/systemd/system
 	install -m 0644 etc/hmac-file-server.service $(DESTDIR)/lib/systemd/system/
+	install -d $(DESTDIR)/etc/logrotate.d
+	install -m 0644 etc/logrotate.hmac-file-server $(DESTDIR)/etc/logrotate.d/hmac-file-server
 	@# Never overwrite an operator's config.
 	test -e $(DESTDIR)/etc/hmac-file-server/hmac-file-server.conf || \
 	    install -m 0640 etc/hmac-file-server.conf $(DESTDIR)/etc/hmac-file-server/

@@ -17,6 +17,7 @@
 #include "master/master.h"
 #include "netmon/netmon.h"
 #include "shm/stats.h"
+#include "shm/table.h"
 
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -88,6 +89,10 @@ start(struct master *m)
         log_error("shared memory: %s", strerror(errno));
         return 1;
     }
+    if (master_recover(m, err, sizeof(err)) < 0) {
+        log_error("session table: %s", err);
+        return 1;
+    }
     m->stats->config_generation = 1;
     m->stats->last_reload_ok = 1;
     m->generation = 1;
@@ -102,6 +107,7 @@ start(struct master *m)
     int rc = master_run(m);
     if (m->conf.pidfile[0])
         unlink(m->conf.pidfile);
+    shm_table_unlink(m->conf.shm_name);
     return rc;
 }
 

@@ -14,6 +14,7 @@
 
 struct stats;
 struct netmon_shared;
+struct shm_table;
 
 struct child {
     pid_t    pid;             /* 0: slot free */
@@ -32,6 +33,7 @@ struct master {
     size_t        nlisten;
     int           root_fd, staging_fd;
     struct stats *stats;
+    struct shm_table *table;  /* resumable sessions (shm/table.h) */
     void         *tls_ctx;    /* SSL_CTX for tls: listeners, or NULL */
     struct netmon_shared *netmon;   /* shared page netmon writes */
     int           netmon_wake_fd;   /* eventfd netmon writes, workers watch */
@@ -55,6 +57,8 @@ int  master_write_pidfile(const struct master *m, char *err, size_t errlen);
 int  master_drop_privileges(const struct master *m, char *err, size_t errlen);
 int  master_tls_context(const struct conf *c, void **ctx_r, char *err,
                         size_t errlen);
+/* recover.c */
+int  master_recover(struct master *m, char *err, size_t errlen);
 /* supervise.c */
 int  master_run(struct master *m);
 int  master_start_generation(struct master *m);

@@ -43,6 +43,29 @@ open_dir(const char *path, const char *what, char *err, size_t errlen)
     return fd;
 }
 
+/* Directories the master makes as root must belong to the user the
+ * workers run as, or every upload would fail with EACCES. */
+static int
+hand_over(const struct conf *c, int fd, const char *path, char *err,
+          size_t errlen)
+{
+    if (c->user[0] == '\0' || geteuid() != 0)
+        return 0;
+    struct passwd *pw = getpwnam(c->user);
+    struct group *gr = c->group[0] ? getgrnam(c->group) : NULL;
+    if (pw == NULL) {
+        snprintf(err, errlen, "server.user %s: no such user", c->user);
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0 && st.st_uid == 0
+        && fchown(fd, pw->pw_uid, gr ? gr->gr_gid : pw->pw_gid) < 0) {
+        snprintf(err, errlen, "chown %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 int
 master_open_storage(struct master *m, char *err, size_t errlen)
 {
@@ -54,6 +77,10 @@ master_open_storage(struct master *m, char *err, size_t errlen)
     m->staging_fd = open_dir(m->conf.staging_dir, "storage.staging", err,
                              errlen);
     if (m->staging_fd < 0)
+        return -1;
+    if (hand_over(&m->conf, m->root_fd, m->conf.storage_dir, err, errlen) < 0
+        || hand_over(&m->conf, m->staging_fd, m->conf.staging_dir, err,
+                     errlen) < 0)
         return -1;
     /* Publication is a link(2) from staging into storage: it cannot cross
      * filesystems, and a copy would not be atomic. */

@@ -18,6 +18,7 @@
 #include "lib/util/log.h"
 #include "netmon/netmon.h"
 #include "shm/stats.h"
+#include "shm/table.h"
 #include "worker/worker.h"
 
 #define BACKOFF_MIN_MS    100
@@ -78,6 +79,7 @@ spawn_worker(struct master *m, int index)
             .parent_fd = m->alive_pipe[0],
             .generation = m->generation,
             .netmon = m->netmon, .netmon_wake_fd = m->netmon_wake_fd,
+            .table = m->table,
         };
         _exit(worker_run(&wi));
     }
@@ -169,6 +171,12 @@ child_exited(struct master *m, struct child *ch, int status, bool stopping)
 
     stats_slot_release(m->stats, ch->pid);
     describe_exit(status, how, sizeof(how));
+    /* Leases and claims of the dead process are void now, so a client
+     * retrying its range is not kept waiting for their deadlines. */
+    char err[256];
+    if (m->table && shm_table_forget_pid(m->table, ch->pid, err,
+                                         sizeof(err)) < 0)
+        log_warn("session table after worker %d: %s", idx, err);
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (stopping || ch->retiring)
         log_info("worker %d (pid %d) %s", idx, (int)ch->pid, how);

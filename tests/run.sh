@@ -15,7 +15,7 @@ suites=("unit:$BUILD/unit-tests")
 for f in tests/integration/test_*.py; do
   [ -e "$f" ] && suites+=("$(basename "$f" .py):python3 tests/integration/runner.py $f")
 done
-[ -n "${ONLY:-}" ] && suites=($(printf '%s\n' "${suites[@]}" | grep -E "^(${ONLY}):" | tr '\n' ' '))
+[ -n "${ONLY:-}" ] && mapfile -t suites < <(printf '%s\n' "${suites[@]}" | grep -E "^(${ONLY}):")
 
 passed=0 failed=0
 for s in "${suites[@]}"; do

@@ -7,6 +7,7 @@
 #include "netmon/netmon.h"
 #include "shm/stats.h"
 #include "worker/conn.h"
+#include "worker/tus.h"
 
 #define METRICS_MAX (64 * 1024)
 
@@ -59,6 +60,7 @@ admin_options(struct conn *c)
                   "Upload-Length, Upload-Offset, Upload-Metadata, "
                   "Upload-Checksum, Upload-Defer-Length, Upload-Concat");
     http_head_add(&h, "Access-Control-Max-Age", "86400");
+    tus_options_headers(c, &h);
     http_head_add(&h, "Content-Length", "0");
     conn_respond_head(c, &h, NULL, 0);
 }

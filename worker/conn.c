@@ -34,6 +34,7 @@
 #include "worker/admin.h"
 #include "worker/download.h"
 #include "worker/pause.h"
+#include "worker/tus.h"
 #include "worker/upload.h"
 
 #define SENDFILE_CHUNK   (2 * 1024 * 1024)   /* fairness between clients */
@@ -175,6 +176,8 @@ conn_close(struct conn *c)
     c->closed = true;
     if (c->up)
         upload_abort(c);
+    if (c->tus)
+        tus_abort(c);
     loop_del(w->loop, &c->io);
     if (c->ssl) {
         SSL_free(c->ssl);
@@ -673,6 +676,8 @@ on_head(void *owner, struct http_request *req)
         conn_reject(c, 400, "request target must be an absolute path");
         return -1;
     }
+    if (tus_wants(c, req))
+        return tus_begin(c, req);
     switch (req->method) {
     case HTTP_PUT:
         return upload_begin(c, req);
@@ -695,6 +700,8 @@ on_body(void *owner, const char *at, size_t len)
     set_deadline(c, c->w->conf->readtimeout);
     if (c->up)
         return upload_body(c, at, len);
+    if (c->tus)
+        return tus_body(c, at, len);
     if (c->body_bytes > DISCARD_MAX) {
         conn_reject(c, 413, "request body not expected here");
         return -1;
@@ -711,6 +718,8 @@ on_complete(void *owner)
     c->state = CONN_BUSY;     /* until an answer starts */
     if (c->up)
         return upload_complete(c) < 0 ? -1 : 0;
+    if (c->tus)
+        return tus_complete(c) < 0 ? -1 : 0;
     if (req->method == HTTP_OPTIONS)
         admin_options(c);
     else if (is_admin(req, "/health"))
@@ -719,6 +728,8 @@ on_complete(void *owner)
         admin_metrics(c);
     else if (c->rel == NULL)
         conn_respond_text(c, 404, "404 Not Found: outside the upload prefix");
+    else if (req->method == HTTP_HEAD && upload_status(c, req))
+        ;
     else
         download_serve(c, req);
     return 0;
@@ -769,6 +780,8 @@ process_input(struct conn *c)
         if (st == HTTP_IN_ERROR) {
             if (c->up)
                 upload_abort(c);
+            if (c->tus)
+                tus_abort(c);
             c->method = c->in->req.method;
             conn_reject(c, c->in->error_status, c->in->error_reason);
             return;

@@ -24,6 +24,7 @@ struct stats_slot;
 struct shm_table;
 struct syncpool;
 struct upload;
+struct tus;
 
 enum conn_state {
     CONN_IDLE,      /* keep-alive, between requests */
@@ -101,6 +102,7 @@ struct conn {
     uint64_t         body_bytes;
 
     struct upload   *up;
+    struct tus      *tus;           /* a tus request in progress */
     /* Path part of the target without the prefix, and the query; both
      * point into in->head and live until the response is sent. */
     const char      *rel, *query;

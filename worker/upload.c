@@ -1,50 +1,79 @@
-/* upload.c: one PUT from head to publication.
+/* upload.c: PUT, from head to publication.
  *
  * Everything that can be refused is refused at the head, before a byte of
- * body is stored: path (400), size (413), signature (403), space (507). The
- * body goes to a staging file with pwrite at its offset as it arrives, never
- * buffered whole. Completion (fdatasync, link into place, directory fsync)
- * runs on the worker's sync pool; the answer is sent only after it. */
+ * body is stored: path (400), size (413), signature (403), space (507).
+ *
+ * Two ways to store a body:
+ *  - a resumable session (worker/session.c) for every PUT of known size:
+ *    the chunked-header protocol (X-Upload-Session-ID + Content-Range), a
+ *    plain PUT (checkpointed every few MiB, so a cut body is resumed with
+ *    Content-Range or by simply sending the file again), tus PATCH;
+ *  - a one-shot staging file when the size is unknown (chunked transfer
+ *    coding), the file is empty, or a file already exists at the path (the
+ *    bytes are then compared: 200 if identical, 409 if not).
+ * Completion (fdatasync, link into place, directory fsync) runs on the
+ * worker's sync pool; the answer is sent only after it. */
 #define _GNU_SOURCE
 #include "worker/upload.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "lib/auth/auth.h"
 #include "lib/conf/conf.h"
 #include "lib/http/response.h"
+#include "lib/store/manifest.h"
 #include "lib/store/path.h"
 #include "lib/store/publish.h"
 #include "lib/util/log.h"
 #include "shm/stats.h"
 #include "worker/conn.h"
 #include "worker/pause.h"
+#include "worker/session.h"
 #include "worker/syncpool.h"
 
+#define CHECKPOINT_BYTES (8ULL * 1024 * 1024)
+#define SESSION_ID_MAX   128
+
+enum upload_mode { MODE_STAGING, MODE_SESSION, MODE_DISCARD };
+
 struct upload {
-    struct sync_job job;
-    struct conn    *c;             /* NULL once the connection is gone */
-    struct worker  *w;
-    int             fd;
-    char            staging[STORE_STAGING_NAME_LEN];
-    char            rel[STORE_PATH_MAX + 1];
-    size_t          rel_len;
-    uint64_t        received;
-    int64_t         expected;      /* Content-Length, -1 when chunked */
-    bool            recheck_mac;   /* size-bound MAC, size known only now */
-    bool            job_pending;
-    time_t          started;
-    char            query[AUTH_QUERY_MAX + 1];
-    char            content_type[256];
-    int             result, result_errno;
-    char            err[256];
+    struct sync_job  job;
+    struct conn     *c;             /* NULL once the connection is gone */
+    struct worker   *w;
+    enum upload_mode mode;
+    int              fd;            /* MODE_STAGING */
+    char             staging[STORE_STAGING_NAME_LEN];
+    struct sess     *sess;          /* MODE_SESSION */
+    uint64_t         skip;          /* body bytes already held: dropped */
+    uint64_t         next_checkpoint;
+    uint64_t         range_a, range_b;   /* [a, b) of the file */
+    bool             chunked_proto;
+    char             rel[STORE_PATH_MAX + 1];
+    size_t           rel_len;
+    uint64_t         received;
+    int64_t          expected;      /* Content-Length, -1 when chunked */
+    int64_t          total;         /* file size the MAC binds */
+    bool             recheck_mac;
+    bool             job_pending;
+    bool             opening;       /* sess_open in flight */
+    time_t           started;
+    enum auth_variant variant;
+    char             query[AUTH_QUERY_MAX + 1];
+    char             content_type[256];
+    char             session_id[SESSION_ID_MAX + 1];
+    int              result, result_errno;
+    char             err[256];
 };
+
+/* ---- shared helpers ------------------------------------------------------ */
 
 static void
 upload_free(struct upload *up, bool discard)
@@ -53,6 +82,8 @@ upload_free(struct upload *up, bool discard)
         close(up->fd);
     if (discard && up->staging[0])
         store_staging_discard(up->w->staging_fd, up->staging);
+    if (up->sess)
+        sess_detach(up->sess);     /* keeps what arrived */
     up->w->slot->uploads--;
     free(up);
 }
@@ -76,7 +107,9 @@ check_auth(struct upload *up, int64_t size, struct auth_result *res)
         .content_type = up->content_type[0] ? up->content_type : NULL,
         .now = up->started,
     };
-    return auth_check(keys, cf->nsecrets, &ar, cf->token_max_lifetime, res);
+    int rc = auth_check(keys, cf->nsecrets, &ar, cf->token_max_lifetime, res);
+    up->variant = res->variant;
+    return rc;
 }
 
 static int
@@ -86,13 +119,24 @@ auth_status_code(enum auth_status s)
     return s == AUTH_ERROR ? 500 : 403;
 }
 
-/* Head checks that need no file: 0 to go on, else the status to answer. */
-static int
-check_head(struct conn *c, struct http_request *req, struct upload *up,
-           const char **why)
+static bool
+session_id_valid(const char *id)
 {
-    const struct conf *cf = c->w->conf;
+    size_t n = strlen(id);
+    if (n == 0 || n > SESSION_ID_MAX)
+        return false;
+    for (const char *p = id; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_'
+            && *p != '.')
+            return false;
+    return true;
+}
 
+/* Common head checks: path, query, content type. 0 or a status. */
+static int
+parse_common(struct conn *c, struct http_request *req, struct upload *up,
+             const char **why)
+{
     if (c->rel == NULL || c->rel_len == 0) {
         *why = "no file path in the URL";
         return 404;
@@ -101,15 +145,6 @@ check_head(struct conn *c, struct http_request *req, struct upload *up,
                           &up->rel_len, up->err, sizeof(up->err)) < 0) {
         *why = up->err;
         return 400;
-    }
-    if (!req->chunked && req->content_length < 0) {
-        *why = "Content-Length or chunked Transfer-Encoding required";
-        return 411;
-    }
-    if (req->content_length > 0
-        && (uint64_t)req->content_length > cf->max_upload_size) {
-        *why = "file larger than the server's maximum upload size";
-        return 413;
     }
     if (c->query && strlen(c->query) > AUTH_QUERY_MAX) {
         *why = "query string too long";
@@ -122,31 +157,111 @@ check_head(struct conn *c, struct http_request *req, struct upload *up,
         return 400;
     }
     snprintf(up->content_type, sizeof(up->content_type), "%s", ct ? ct : "");
+    return 0;
+}
 
-    struct auth_result res;
-    if (check_auth(up, req->content_length, &res) < 0) {
-        if (res.status != AUTH_SIZE_UNKNOWN) {
-            *why = res.reason;
-            return auth_status_code(res.status);
+/* Which part of the file this request carries, and how big the file is. */
+static int
+parse_range(struct conn *c, struct http_request *req, struct upload *up,
+            const char **why)
+{
+    const struct conf *cf = c->w->conf;
+    const char *sid = http_header_get(req, "X-Upload-Session-ID");
+    const char *cr = http_header_get(req, "Content-Range");
+
+    if (sid && !session_id_valid(sid)) {
+        *why = "X-Upload-Session-ID must be 1-128 characters of "
+               "A-Z a-z 0-9 - _ .";
+        return 400;
+    }
+    snprintf(up->session_id, sizeof(up->session_id), "%s", sid ? sid : "");
+    if (!req->chunked && req->content_length < 0) {
+        *why = "Content-Length or chunked Transfer-Encoding required";
+        return 411;
+    }
+    up->total = req->content_length;
+    up->range_a = 0;
+    up->range_b = req->content_length > 0 ? (uint64_t)req->content_length : 0;
+    if (cr == NULL && sid) {
+        *why = "Content-Range: bytes FIRST-LAST/TOTAL is required with "
+               "X-Upload-Session-ID";
+        return 400;
+    }
+    if (cr) {
+        uint64_t a, b;
+        int64_t total;
+        if (http_content_range_parse(cr, &a, &b, &total) < 0 || total < 0) {
+            *why = "Content-Range must be bytes FIRST-LAST/TOTAL";
+            return 400;
         }
-        up->recheck_mac = true;
+        if (req->chunked || req->content_length != (int64_t)(b - a + 1)) {
+            *why = "Content-Length must equal the Content-Range length";
+            return 400;
+        }
+        if (b - a + 1 > cf->chunk_max_size) {
+            *why = "chunk larger than the server's maximum chunk size";
+            return 413;
+        }
+        up->chunked_proto = true;
+        up->total = total;
+        up->range_a = a;
+        up->range_b = b + 1;
+    }
+    if (up->total > 0 && (uint64_t)up->total > cf->max_upload_size) {
+        *why = "file larger than the server's maximum upload size";
+        return 413;
     }
     return 0;
 }
 
-/* Space and the staging file: 0, or the status to answer. */
+/* Refuse at the head when the body could not fit above storage.min_free. */
 static int
-open_staging(struct upload *up, const char **why)
+check_space(struct upload *up, const char **why)
 {
-    const struct conf *cf = up->w->conf;
     uint64_t avail;
-    uint64_t need = up->expected > 0 ? (uint64_t)up->expected : 0;
-
+    uint64_t need = up->range_b > up->range_a ? up->range_b - up->range_a : 0;
     if (store_free_bytes(up->w->staging_fd, &avail) == 0
-        && avail < cf->min_free_bytes + need) {
+        && avail < up->w->conf->min_free_bytes + need) {
         *why = "not enough free space on the server";
         return 507;
     }
+    return 0;
+}
+
+static int
+check_signature(struct upload *up, const char **why)
+{
+    struct auth_result res;
+    if (check_auth(up, up->total, &res) == 0)
+        return 0;
+    if (res.status == AUTH_SIZE_UNKNOWN) {
+        up->recheck_mac = true;
+        return 0;
+    }
+    *why = res.reason;
+    return auth_status_code(res.status);
+}
+
+static bool
+final_exists(struct upload *up)
+{
+    struct stat st;
+    int fd;
+    char err[64];
+    if (store_open_file(up->w->root_fd, up->rel, &fd, &st, err,
+                        sizeof(err)) < 0)
+        return errno != ENOENT;   /* a directory or symlink: not ours */
+    close(fd);
+    return true;
+}
+
+/* ---- one-shot staging file ------------------------------------------- */
+
+static int
+open_staging(struct upload *up, const char **why)
+{
+    uint64_t need = up->expected > 0 ? (uint64_t)up->expected : 0;
+
     if (store_staging_create(up->w->staging_fd, up->staging,
                              sizeof(up->staging), &up->fd, up->err,
                              sizeof(up->err)) < 0) {
@@ -163,8 +278,188 @@ open_staging(struct upload *up, const char **why)
              : "cannot reserve space for the file";
         return errno == ENOSPC || errno == EDQUOT ? 507 : 500;
     }
+    up->mode = MODE_STAGING;
     return 0;
 }
+
+static void
+staging_publish_work(struct sync_job *job)
+{
+    struct upload *up = (struct upload *)job;
+    up->result = store_publish(up->w->staging_fd, up->staging, up->fd,
+                               up->w->root_fd, up->rel, up->err,
+                               sizeof(up->err));
+    up->result_errno = errno;
+}
+
+static int
+publish_status(int result, int err_no)
+{
+    switch (result) {
+    case STORE_PUBLISHED:        return 201;
+    case STORE_IDENTICAL_EXISTS: return 200;
+    case STORE_CONFLICT:         return 409;
+    default: return err_no == ENOSPC || err_no == EDQUOT ? 507 : 500;
+    }
+}
+
+/* ---- answers -------------------------------------------------------------- */
+
+static void
+respond_status(struct conn *c, struct upload *up, int status)
+{
+    struct http_head h;
+    char body[128];
+    int n;
+
+    switch (status) {
+    case 201: n = snprintf(body, sizeof(body), "201 Created\n"); break;
+    case 200: n = snprintf(body, sizeof(body), up->chunked_proto
+                           ? "200 OK: stored\n"
+                           : "200 OK: identical file exists\n"); break;
+    case 409: n = snprintf(body, sizeof(body),
+                           "409 Conflict: a different file exists at this "
+                           "path\n"); break;
+    case 507: n = snprintf(body, sizeof(body),
+                           "507 Insufficient Storage\n"); break;
+    default:  n = snprintf(body, sizeof(body), "%d %s\n", status,
+                           http_status_text(status));
+    }
+    conn_head_begin(c, &h, status);
+    if (up->sess) {
+        struct shm_view v;
+        char ranges[1024];
+        if (sess_view(up->sess, &v) == 0) {
+            http_head_add(&h, "Upload-Offset", "%llu", (unsigned long long)
+                          (v.state == SHM_DONE ? v.size : v.prefix));
+            http_head_add(&h, "Upload-Length", "%llu",
+                          (unsigned long long)v.size);
+            sess_ranges(up->sess, ranges, sizeof(ranges));
+            if (v.state != SHM_DONE && ranges[0])
+                http_head_add(&h, "X-Upload-Ranges", "%s", ranges);
+        }
+    }
+    http_head_add(&h, "Cache-Control", "no-store");
+    if (c->method == HTTP_HEAD) {
+        http_head_add(&h, "Content-Length", "0");
+        conn_respond_head(c, &h, NULL, 0);
+        return;
+    }
+    http_head_add(&h, "Content-Type", "text/plain; charset=utf-8");
+    http_head_add(&h, "Content-Length", "%d", n);
+    conn_respond_head(c, &h, body, (size_t)n);
+}
+
+static void
+finish_request(struct upload *up, int status)
+{
+    struct conn *c = up->c;
+    if (c) {
+        c->up = NULL;
+        if (conn_alive(c)) {
+            if (status >= 500 || status == 409)
+                c->close_after = status >= 500;
+            respond_status(c, up, status);
+        }
+    }
+    upload_free(up, true);
+}
+
+/* ---- sessions -------------------------------------------------------------- */
+
+static void
+resume_body(struct upload *up)
+{
+    struct conn *c = up->c;
+    if (c == NULL || !conn_alive(c))
+        return;
+    conn_resume_body(c);
+}
+
+static void
+lease_range(struct upload *up)
+{
+    struct conn *c = up->c;
+    struct shm_view v;
+    int rc;
+
+    if (sess_view(up->sess, &v) == 0 && v.state == SHM_DONE) {
+        up->mode = MODE_DISCARD;       /* a late retry of a finished file */
+        resume_body(up);
+        return;
+    }
+    rc = sess_lease(up->sess, up->range_a, up->range_b, &up->skip);
+    if (rc == SESS_HELD) {
+        up->mode = MODE_DISCARD;       /* a duplicate: idempotent */
+    } else if (rc != SESS_LEASED) {
+        upload_free(up, true);
+        c->up = NULL;
+        conn_reject(c, rc, rc == 409
+                    ? "range overlaps data already received; resume from "
+                      "Upload-Offset"
+                    : "session busy or table full; retry shortly");
+        return;
+    }
+    up->next_checkpoint = CHECKPOINT_BYTES;
+    resume_body(up);
+}
+
+static void
+opened(struct sess *s, int rc, void *arg)
+{
+    struct upload *up = arg;
+    (void)s;
+    up->opening = false;
+    if (up->c == NULL || !conn_alive(up->c)) {
+        upload_free(up, true);
+        return;
+    }
+    if (rc != 0) {
+        struct conn *c = up->c;
+        c->up = NULL;
+        upload_free(up, true);
+        conn_reject(c, rc, rc == 409 ? "session bound to another size"
+                    : rc == 507 ? "not enough free space on the server"
+                    : rc == 503 ? "too many upload sessions; retry shortly"
+                    : "cannot open the upload session");
+        return;
+    }
+    lease_range(up);
+}
+
+static int
+begin_session(struct conn *c, struct upload *up)
+{
+    struct manifest_header h;
+    uint8_t key[MANIFEST_KEY_LEN];
+    const struct conf *cf = c->w->conf;
+
+    memset(&h, 0, sizeof(h));
+    h.proto = up->chunked_proto && up->session_id[0] ? MANIFEST_PROTO_CHUNKED
+                                                     : MANIFEST_PROTO_PUT;
+    h.mac_variant = (uint8_t)up->variant;
+    h.size = (uint64_t)up->total;
+    h.mac_size = (uint64_t)up->total;
+    h.created = up->started;
+    h.expires = up->started + cf->sessiontimeout;
+    snprintf(h.id, sizeof(h.id), "%s", up->session_id);
+    memcpy(h.path, up->rel, up->rel_len + 1);
+    snprintf(h.ctype, sizeof(h.ctype), "%s", up->content_type);
+    manifest_key(up->session_id, strlen(up->session_id), up->rel,
+                 up->rel_len, key);
+    up->sess = sess_new(c->w, key, &h);
+    if (up->sess == NULL)
+        return 503;
+    up->mode = MODE_SESSION;
+    /* Claiming may create a manifest (fsync): off the loop, with the
+     * parser paused until we know where the body goes. */
+    conn_pause_body(c);
+    up->opening = true;
+    sess_open(up->sess, true, opened, up);
+    return 0;
+}
+
+/* ---- the request ---------------------------------------------------------- */
 
 int
 upload_begin(struct conn *c, struct http_request *req)
@@ -179,24 +474,54 @@ upload_begin(struct conn *c, struct http_request *req)
     }
     up->fd = -1;
     up->w = c->w;
+    up->c = c;
     up->expected = req->chunked ? -1 : req->content_length;
     up->started = time(NULL);
     c->w->slot->uploads++;
 
-    if ((status = check_head(c, req, up, &why)) != 0
-        || (status = open_staging(up, &why)) != 0) {
-        upload_free(up, true);
-        conn_reject(c, status, why);
-        return -1;
-    }
+    if ((status = parse_common(c, req, up, &why)) != 0
+        || (status = parse_range(c, req, up, &why)) != 0
+        || (status = check_signature(up, &why)) != 0
+        || (status = check_space(up, &why)) != 0)
+        goto reject;
     if (req->expect_continue && conn_send_continue(c) < 0) {
         upload_free(up, true);
         conn_close(c);
         return -1;
     }
-    up->c = c;
     c->up = up;
+    /* Resumable unless the size is unknown, the file is empty, or a file
+     * is already there (then the bytes are compared, not resumed). */
+    if (up->total > 0 && (up->chunked_proto || !final_exists(up))) {
+        if ((status = begin_session(c, up)) != 0) {
+            c->up = NULL;
+            why = "out of memory";
+            goto reject;
+        }
+        return 0;
+    }
+    if ((status = open_staging(up, &why)) != 0) {
+        c->up = NULL;
+        goto reject;
+    }
     return 0;
+reject:
+    conn_reject(c, status, why);      /* why may point into up: answer first */
+    upload_free(up, true);
+    return -1;
+}
+
+static int
+write_failed(struct conn *c, int e)
+{
+    struct upload *up = c->up;
+    log_error("%s: write %s: %s", c->peer, up->rel, strerror(e));
+    upload_abort(c);
+    if (e == ENOSPC || e == EDQUOT)
+        conn_reject(c, 507, "not enough free space on the server");
+    else
+        conn_reject(c, 500, "cannot write the file");
+    return -1;
 }
 
 int
@@ -210,22 +535,35 @@ upload_body(struct conn *c, const char *at, size_t len)
         conn_reject(c, 413, "file larger than the server's maximum upload size");
         return -1;
     }
+    if (up->mode == MODE_DISCARD) {
+        up->received += len;
+        return 0;
+    }
+    if (up->mode == MODE_SESSION) {
+        if (up->skip > 0) {       /* already held: resent after a cut */
+            size_t drop = up->skip < len ? (size_t)up->skip : len;
+            up->skip -= drop;
+            up->received += drop;
+            at += drop;
+            len -= drop;
+        }
+        if (len > 0 && sess_write(up->sess, at, len) < 0)
+            return write_failed(c, errno);
+        up->received += len;
+        if (sess_written(up->sess) >= up->next_checkpoint) {
+            sess_checkpoint(up->sess);
+            up->next_checkpoint = sess_written(up->sess) + CHECKPOINT_BYTES;
+        }
+        return 0;
+    }
     while (len > 0) {
         /* Buffered write to the page cache; durability comes at the end,
          * from the sync pool. */
         ssize_t n = pwrite(up->fd, at, len, (off_t)up->received);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0) {
-            int e = errno;
-            log_error("%s: write %s: %s", c->peer, up->rel, strerror(e));
-            upload_abort(c);
-            if (e == ENOSPC || e == EDQUOT)
-                conn_reject(c, 507, "not enough free space on the server");
-            else
-                conn_reject(c, 500, "cannot write the file");
-            return -1;
-        }
+        if (n <= 0)
+            return write_failed(c, errno);
         at += n;
         len -= (size_t)n;
         up->received += (uint64_t)n;
@@ -234,55 +572,31 @@ upload_body(struct conn *c, const char *at, size_t len)
 }
 
 static void
-publish_work(struct sync_job *job)
+staging_publish_done(struct sync_job *job)
 {
     struct upload *up = (struct upload *)job;
-    up->result = store_publish(up->w->staging_fd, up->staging, up->fd,
-                               up->w->root_fd, up->rel, up->err,
-                               sizeof(up->err));
-    up->result_errno = errno;
+    up->job_pending = false;
+    int status = publish_status(up->result, up->result_errno);
+    if (status == 201 || status == 200) {
+        if (up->err[0])
+            log_warn("%s: %s", up->rel, up->err);
+        log_info("stored %s (%llu bytes)%s", up->rel,
+                 (unsigned long long)up->received,
+                 status == 200 ? ", identical" : "");
+        up->staging[0] = '\0';      /* consumed by the publish */
+    } else if (status != 409) {
+        log_error("publish %s: %s", up->rel, up->err);
+    }
+    finish_request(up, status);
 }
 
 static void
-publish_done(struct sync_job *job)
+session_finished(struct sess *s, int rc, void *arg)
 {
-    struct upload *up = (struct upload *)job;
-    struct conn *c = up->c;
-
+    struct upload *up = arg;
+    (void)s;
     up->job_pending = false;
-    switch (up->result) {
-    case STORE_PUBLISHED:
-    case STORE_IDENTICAL_EXISTS:
-        if (up->err[0])
-            log_warn("%s: %s", up->rel, up->err);
-        log_info("%s: stored %s (%llu bytes)%s", c ? c->peer : "-", up->rel,
-                 (unsigned long long)up->received,
-                 up->result == STORE_IDENTICAL_EXISTS ? ", identical" : "");
-        up->staging[0] = '\0';      /* consumed by the publish */
-        break;
-    case STORE_CONFLICT:
-        break;
-    default:
-        log_error("%s: publish %s: %s", c ? c->peer : "-", up->rel, up->err);
-    }
-    if (c) {
-        c->up = NULL;
-        if (conn_alive(c)) {
-            if (up->result == STORE_PUBLISHED)
-                conn_respond_text(c, 201, "201 Created");
-            else if (up->result == STORE_IDENTICAL_EXISTS)
-                conn_respond_text(c, 200, "200 OK: identical file exists");
-            else if (up->result == STORE_CONFLICT)
-                conn_respond_text(c, 409, "409 Conflict: a different file "
-                                  "exists at this path");
-            else if (up->result_errno == ENOSPC || up->result_errno == EDQUOT)
-                conn_respond_text(c, 507, "507 Insufficient Storage");
-            else
-                conn_respond_text(c, 500, "500 Internal Server Error: "
-                                  "cannot store the file");
-        }
-    }
-    upload_free(up, true);
+    finish_request(up, rc == 0 ? 200 : rc);
 }
 
 int
@@ -298,30 +612,35 @@ upload_complete(struct conn *c)
             return -1;
         }
     }
-    if (up->expected > 0 && up->received != (uint64_t)up->expected) {
-        upload_abort(c);
-        conn_reject(c, 400, "body shorter than Content-Length");
-        return -1;
+    if (up->mode == MODE_DISCARD) {
+        c->up = NULL;
+        up->c = NULL;
+        respond_status(c, up, 200);
+        upload_free(up, true);
+        return 0;
+    }
+    up->job_pending = true;
+    if (up->mode == MODE_SESSION) {
+        sess_finish(up->sess, session_finished, up);
+        return 0;
     }
     if (up->expected < 0 && ftruncate(up->fd, (off_t)up->received) < 0) {
         upload_abort(c);
         conn_reject(c, 500, "cannot size the file");
         return -1;
     }
-    up->job.work = publish_work;
-    up->job.done = publish_done;
-    up->job_pending = true;
+    up->job.work = staging_publish_work;
+    up->job.done = staging_publish_done;
     pause_submit(c->w, &up->job);
     return 0;
 }
 
-/* A checkpoint owns a duplicate of the data fd, so the upload may finish,
- * fail or be freed while the fdatasync runs. */
+/* A checkpoint of a one-shot staging file owns a duplicate of its fd, so
+ * the upload may finish, fail or be freed while the fdatasync runs. */
 struct checkpoint {
     struct sync_job job;
     int             fd;
     int             result;
-    char            rel[64];
 };
 
 static void
@@ -336,7 +655,7 @@ checkpoint_done(struct sync_job *job)
 {
     struct checkpoint *cp = (struct checkpoint *)job;
     if (cp->result < 0)
-        log_error("checkpoint of %s failed", cp->rel);
+        log_error("checkpoint failed: fdatasync");
     close(cp->fd);
     free(cp);
 }
@@ -345,12 +664,17 @@ int
 upload_checkpoint(struct conn *c)
 {
     struct upload *up = c->up;
+    if (up == NULL || up->mode == MODE_DISCARD)
+        return -1;
+    if (up->mode == MODE_SESSION) {
+        sess_checkpoint(up->sess);
+        return 0;
+    }
     struct checkpoint *cp = calloc(1, sizeof(*cp));
-    if (up == NULL || cp == NULL || (cp->fd = dup(up->fd)) < 0) {
+    if (cp == NULL || (cp->fd = dup(up->fd)) < 0) {
         free(cp);
         return -1;
     }
-    snprintf(cp->rel, sizeof(cp->rel), "%.63s", up->rel);
     cp->job.work = checkpoint_work;
     cp->job.done = checkpoint_done;
     /* Straight to the pool, even during a pause: durability is the point. */
@@ -364,11 +688,72 @@ upload_abort(struct conn *c)
     struct upload *up = c->up;
     if (up == NULL)
         return;
+    c->up = NULL;
     if (up->job_pending) {
         up->c = NULL;    /* the job finishes and frees; nobody to answer */
-        c->up = NULL;
         return;
     }
-    c->up = NULL;
+    if (up->opening) {
+        up->c = NULL;    /* opened() finds no connection and frees */
+        return;
+    }
     upload_free(up, true);
+}
+
+/* HEAD on a signed upload URL (with X-Upload-Session-ID for the chunked
+ * protocol): what the server holds durably, so a client resumes without
+ * re-sending. Returns false when there is no session (the caller then
+ * answers HEAD for the published file, or 404). */
+bool
+upload_status(struct conn *c, struct http_request *req)
+{
+    struct upload up;
+    struct shm_view v;
+    uint8_t key[MANIFEST_KEY_LEN];
+    const char *why = NULL;
+    int status;
+
+    if (c->w->table == NULL || c->rel == NULL)
+        return false;
+    memset(&up, 0, sizeof(up));
+    up.w = c->w;
+    up.fd = -1;
+    up.started = time(NULL);
+    const char *sid = http_header_get(req, "X-Upload-Session-ID");
+    if (sid == NULL && (c->query == NULL || c->query[0] == '\0'))
+        return false;
+    if ((status = parse_common(c, req, &up, &why)) != 0) {
+        conn_respond_text(c, status, "%d %s: %s", status,
+                          http_status_text(status), why);
+        return true;
+    }
+    if (sid && !session_id_valid(sid)) {
+        conn_respond_text(c, 400, "400 Bad Request: invalid "
+                          "X-Upload-Session-ID");
+        return true;
+    }
+    snprintf(up.session_id, sizeof(up.session_id), "%s", sid ? sid : "");
+    manifest_key(up.session_id, strlen(up.session_id), up.rel, up.rel_len,
+                 key);
+    struct manifest_header h;
+    memset(&h, 0, sizeof(h));
+    up.sess = sess_new(c->w, key, &h);
+    if (up.sess == NULL || sess_find(up.sess, &v) != 0) {
+        sess_free(up.sess);
+        return false;
+    }
+    /* The session's size is what the URL must have signed. */
+    struct auth_result res;
+    if (check_auth(&up, (int64_t)v.size, &res) < 0) {
+        sess_free(up.sess);
+        conn_respond_text(c, auth_status_code(res.status), "%d %s: %s",
+                          auth_status_code(res.status),
+                          http_status_text(auth_status_code(res.status)),
+                          res.reason);
+        return true;
+    }
+    up.chunked_proto = true;
+    respond_status(c, &up, 200);
+    sess_free(up.sess);
+    return true;
 }

@@ -15,6 +15,8 @@ int  upload_begin(struct conn *c, struct http_request *req);
 int  upload_body(struct conn *c, const char *at, size_t len);
 /* The body is complete: make it durable and publish (off the loop). */
 int  upload_complete(struct conn *c);
+/* HEAD of a signed upload URL: the session's durable state, or false. */
+bool upload_status(struct conn *c, struct http_request *req);
 /* Make what arrived so far durable (a network change is under way). */
 int  upload_checkpoint(struct conn *c);
 /* The connection is going away (or the request failed). A publish job in

@@ -22,9 +22,11 @@
 #include "shm/stats.h"
 #include "worker/conn.h"
 #include "worker/pause.h"
+#include "worker/session.h"
 #include "worker/syncpool.h"
 
 #define SYNC_THREADS 2
+#define JANITOR_MS   30000
 
 static void
 on_listener(struct loop_io *io, uint32_t events)
@@ -98,6 +100,12 @@ on_tick(void *data)
 {
     struct worker *w = data;
     conn_tick(w);
+    /* One janitor per generation is enough: worker 0 sweeps. */
+    if (w->index == 0 && w->table && !w->stopping
+        && loop_now_ms(w->loop) >= w->next_janitor_ms) {
+        w->next_janitor_ms = loop_now_ms(w->loop) + JANITOR_MS;
+        sess_janitor(w);
+    }
     if (w->stopping) {
         conn_close_idle(w);
         if ((w->nconns == 0 && syncpool_pending(w->pool) == 0)
@@ -164,6 +172,8 @@ worker_run(const struct worker_init *init)
     w.root_fd = init->root_fd;
     w.staging_fd = init->staging_fd;
     w.tls_ctx = init->tls_ctx;
+    w.table = init->table;
+    w.index = init->index;
     w.netmon = init->netmon;
     w.generation = init->generation;
     if ((w.loop = loop_create()) == NULL
@@ -178,6 +188,8 @@ worker_run(const struct worker_init *init)
     loop_add(w.loop, &w.parent_io, EPOLLIN);
     if (getppid() == 1)
         begin_stop(&w, "master exited");
+    if (w.table)
+        sess_setup(&w);
     if (pause_init(&w, init->netmon_wake_fd) < 0) {
         log_error("network change watch: %s", strerror(errno));
         return 2;

@@ -10,6 +10,7 @@
 
 struct conf;
 struct netmon_shared;
+struct shm_table;
 struct stats;
 
 struct worker_init {
@@ -26,6 +27,7 @@ struct worker_init {
     int           parent_fd;      /* read end of the master-alive pipe */
     unsigned      generation;
     struct netmon_shared *netmon; /* NULL: no network change detection */
+    struct shm_table *table;      /* resumable sessions, mapped by master */
     int           netmon_wake_fd;
 };
 

@@ -1,0 +1,135 @@
+/* recover.c: the session table rebuilt from the manifests at start.
+ *
+ * Shared memory is a cache; the manifests under storage.staging are the
+ * truth. Before any worker accepts, the master makes a fresh segment and
+ * replays every session directory: torn tails are cut, sessions that were
+ * never acknowledged, finished, aborted or expired are removed, the rest
+ * go back into the table with exactly the ranges their records prove. So
+ * nothing a client was told is durable is lost to kill -9 of any process. */
+#define _GNU_SOURCE
+#include "master/master.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/store/manifest.h"
+#include "lib/util/log.h"
+#include "shm/table.h"
+
+struct recovery {
+    struct master *m;
+    int64_t        now;
+    int            restored, removed, broken;
+};
+
+static void
+drop(struct recovery *r, const uint8_t key[MANIFEST_KEY_LEN], const char *why)
+{
+    char err[256], hex[MANIFEST_KEY_HEXLEN + 1];
+    manifest_key_hex(key, hex);
+    if (manifest_remove(r->m->staging_fd, key, err, sizeof(err)) < 0)
+        log_warn("recovery: removing session %.16s: %s", hex, err);
+    else
+        log_debug("recovery: removed session %.16s (%s)", hex, why);
+    r->removed++;
+}
+
+static int
+recover_one(const uint8_t key[MANIFEST_KEY_LEN], void *arg)
+{
+    struct recovery *r = arg;
+    struct manifest *mf;
+    static struct manifest_state st;     /* large */
+    char err[256], hex[MANIFEST_KEY_HEXLEN + 1];
+
+    manifest_key_hex(key, hex);
+    if (manifest_open(r->m->staging_fd, key, &mf, err, sizeof(err)) < 0) {
+        drop(r, key, "no manifest");
+        return 0;
+    }
+    int rc = manifest_load(mf, MANIFEST_TRUNCATE, &st, err, sizeof(err));
+    manifest_close(mf);
+    if (rc < 0 && errno == ENODATA) {
+        drop(r, key, "never acknowledged");
+        return 0;
+    }
+    if (rc < 0) {
+        /* Corrupt beyond a torn tail: keep it for a human, serve no one. */
+        log_error("recovery: session %.16s is corrupt, left in place: %s",
+                  hex, err);
+        r->broken++;
+        return 0;
+    }
+    if (st.complete || st.aborted) {
+        drop(r, key, st.complete ? "complete" : "aborted");
+        return 0;
+    }
+    if (st.mtime + r->m->conf.sessiontimeout < r->now) {
+        drop(r, key, "expired");
+        return 0;
+    }
+    if (st.bad_chunks)
+        log_warn("recovery: session %.16s: %u chunk record(s) did not match "
+                 "the data and were dropped", hex, st.bad_chunks);
+    struct shm_session ss = {
+        .size = st.size == MANIFEST_SIZE_UNKNOWN ? SHM_SIZE_UNKNOWN : st.size,
+        .chunk_size = st.header.chunk_size,
+        .proto = st.header.proto,
+    };
+    static struct shm_rebuild rb;
+    rb.state = SHM_ACTIVE;
+    rb.size = ss.size;
+    rb.held = st.held;
+    struct shm_ref ref;
+    if (shm_table_restore(r->m->table, key, &ss, &rb, st.mtime, &ref, err,
+                          sizeof(err)) != SHM_TABLE_OK) {
+        log_error("recovery: session %.16s: %s", hex, err);
+        r->broken++;
+        return 0;
+    }
+    r->restored++;
+    return 0;
+}
+
+/* One-shot staging files (unknown-size uploads) cannot be resumed: a
+ * previous run's leftovers are only garbage. */
+static void
+sweep_oneshot(struct master *m)
+{
+    int fd = dup(m->staging_fd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    struct dirent *de;
+    if (d == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    while ((de = readdir(d)) != NULL)
+        if (strncmp(de->d_name, "up-", 3) == 0)
+            unlinkat(m->staging_fd, de->d_name, 0);
+    closedir(d);
+}
+
+int
+master_recover(struct master *m, char *err, size_t errlen)
+{
+    struct recovery r = { .m = m, .now = (int64_t)time(NULL) };
+
+    /* A segment left by a previous run is stale by definition: its
+     * processes are gone (we hold the listening ports) and the disk is
+     * the truth. */
+    shm_table_unlink(m->conf.shm_name);
+    if (shm_table_create(m->conf.shm_name, (uint32_t)m->conf.session_capacity,
+                         &m->table, err, errlen) < 0)
+        return -1;
+    sweep_oneshot(m);
+    if (manifest_foreach(m->staging_fd, recover_one, &r, err, errlen) < 0)
+        return -1;
+    log_info("recovery: %d session(s) resumable, %d removed%s", r.restored,
+             r.removed, r.broken ? ", some corrupt (see above)" : "");
+    return 0;
+}

@@ -1,0 +1,1580 @@
+/* table.c: session entries in a shared segment, found through a chained hash
+ * index.
+ *
+ * Three kinds of robust lock, always taken in this order and never more than
+ * one of each: a stripe lock (guards the bucket chains of 1/64 of the
+ * buckets), then either the free-list lock or one entry lock. An entry's
+ * `tag` (free, or in use in stripe s) changes only with both its stripe lock
+ * and the free-list lock held, which is what lets either lock's repair
+ * rebuild its structure from the tags alone after a holder died. Entry
+ * content is guarded by the entry lock and repaired through the caller's
+ * callback from the manifest. docs/shm.md has the whole argument. */
+#define _GNU_SOURCE
+#include "shm/table.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shm/lock.h"
+
+#define TABLE_MAGIC    0x3154484d53534648ull    /* "HFSSMHT1" */
+#define TABLE_LAYOUT   1
+#define NSTRIPES       64
+#define CAPACITY_MAX   (1u << 20)
+#define TAG_USED       0x80000000u
+#define NONE           UINT32_MAX
+#define TIMEOUT_MS     1000
+
+/* What an entry-lock holder is in the middle of changing. A holder that
+ * dies with anything but INTENT_NONE set leaves content to rebuild. */
+enum intent {
+    INTENT_NONE = 0, INTENT_INIT, INTENT_LEASE, INTENT_COMMIT, INTENT_STATE
+};
+
+struct lease_slot {
+    uint64_t start, end;
+    uint64_t done;                      /* committed up to here */
+    int64_t  deadline;
+    int32_t  pid;
+    uint32_t id;                        /* 0: slot free */
+};
+
+struct entry {
+    /* index part: see the top of the file */
+    _Atomic uint32_t  tag;
+    uint32_t          chain_next;       /* idx + 1; stripe lock */
+    uint32_t          free_next;        /* idx + 1; free-list lock */
+    uint32_t          pad_;
+    uint8_t           key[SHM_KEY_LEN]; /* written only while free */
+    /* content part: entry lock */
+    struct shm_mutex  lock;
+    _Atomic uint32_t  gen;              /* changes under stripe + entry */
+    _Atomic uint32_t  intent;
+    uint32_t          state;
+    uint32_t          proto;
+    uint64_t          seq;              /* bumped by every change */
+    uint64_t          size, chunk_size;
+    int64_t           created, last_active;
+    int64_t           owner_deadline;   /* CREATING / COMPLETING */
+    int32_t           owner_pid;
+    uint32_t          lease_ids;
+    struct lease_slot leases[SHM_LEASES];
+    struct ranges     held;
+} __attribute__((aligned(64)));
+
+struct hdr {
+    uint64_t          magic;            /* stored last by create */
+    uint32_t          layout, mutex_size, entry_size, capacity;
+    uint32_t          nbuckets, nstripes;
+    int32_t           creator_pid;
+    uint32_t          pad_;
+    int64_t           creator_start;    /* CLOCK_REALTIME ns at create */
+    uint64_t          total, buckets_off, entries_off;
+    _Atomic uint64_t  created, completed, expired, aborted, repairs, timeouts;
+    _Atomic uint32_t  nfree;            /* written under the free-list lock */
+    uint32_t          free_head;        /* idx + 1 */
+    struct shm_mutex  free_lock;
+    struct shm_mutex  stripe[NSTRIPES];
+};
+
+struct shm_table {
+    struct hdr          *h;
+    uint32_t            *buckets;       /* idx + 1 of the chain head */
+    struct entry        *e;
+    size_t               len;
+    int                  timeout_ms;
+    shm_table_repair_fn  repair;
+    void                *repair_arg;
+};
+
+
+static int
+tfail(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err != NULL && errlen > 0) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+
+static void
+count(_Atomic uint64_t *c)
+{
+    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+
+/* Intent is stored before a change and cleared after it; the compiler
+ * fence keeps the order. A holder's stores are all visible to whoever
+ * takes the lock after its death (the kernel's exit path orders them). */
+static void
+begin(struct entry *e, enum intent i)
+{
+    atomic_store_explicit(&e->intent, i, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+    e->seq++;
+}
+
+
+static void
+end(struct entry *e)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    atomic_store_explicit(&e->intent, INTENT_NONE, memory_order_relaxed);
+}
+
+
+static uint32_t
+bucket_of(const struct shm_table *t, const uint8_t *key)
+{
+    uint32_t x;
+
+    memcpy(&x, key, sizeof(x));         /* keys are SHA-256: uniform */
+    return x & (t->h->nbuckets - 1);
+}
+
+
+static uint32_t
+stripe_of(uint32_t bucket)
+{
+    return bucket & (NSTRIPES - 1);
+}
+
+
+static int
+key_eq(const uint8_t *a, const uint8_t *b)
+{
+    uint8_t d = 0;
+
+    for (int i = 0; i < SHM_KEY_LEN; i++)
+        d |= a[i] ^ b[i];
+    return d == 0;
+}
+
+
+static uint32_t
+gen_of(const struct entry *e)
+{
+    return atomic_load_explicit(&((struct entry *)e)->gen,
+                                memory_order_relaxed);
+}
+
+
+static void
+gen_bump(struct entry *e)
+{
+    uint32_t g = gen_of(e) + 1;
+
+    atomic_store_explicit(&e->gen, g == 0 ? 1 : g, memory_order_relaxed);
+}
+
+
+/* Stripe repair: relink every in-use entry whose tag names this stripe.
+ * Those tags cannot change while we hold the stripe lock, so their keys
+ * are stable too. */
+static void
+rebuild_stripe(struct shm_table *t, uint32_t s)
+{
+    for (uint32_t b = s; b < t->h->nbuckets; b += NSTRIPES)
+        t->buckets[b] = 0;
+    for (uint32_t i = 0; i < t->h->capacity; i++) {
+        struct entry *e = &t->e[i];
+        uint32_t      b;
+
+        if (atomic_load_explicit(&e->tag, memory_order_acquire)
+            != (TAG_USED | s))
+            continue;
+        b = bucket_of(t, e->key);
+        e->chain_next = t->buckets[b];
+        t->buckets[b] = i + 1;
+    }
+}
+
+
+/* Free-list repair: tags change only under this lock, so they are exact. */
+static void
+rebuild_freelist(struct shm_table *t)
+{
+    uint32_t n = 0;
+
+    t->h->free_head = 0;
+    for (uint32_t i = t->h->capacity; i-- > 0;) {
+        if (atomic_load_explicit(&t->e[i].tag, memory_order_relaxed) != 0)
+            continue;
+        t->e[i].free_next = t->h->free_head;
+        t->h->free_head = i + 1;
+        n++;
+    }
+    atomic_store_explicit(&t->h->nfree, n, memory_order_relaxed);
+}
+
+
+static int
+entry_sane(const struct entry *e)
+{
+    if (e->state > SHM_DOOMED || !ranges_valid(&e->held))
+        return 0;
+    for (int i = 0; i < SHM_LEASES; i++)
+        if (e->leases[i].id != 0 && (e->leases[i].start >= e->leases[i].end
+                                     || e->leases[i].done < e->leases[i].start
+                                     || e->leases[i].done > e->leases[i].end))
+            return 0;
+    return 1;
+}
+
+
+static void
+clear_leases(struct entry *e)
+{
+    memset(e->leases, 0, sizeof(e->leases));
+}
+
+
+/* Replaces the cached content with what the manifest says. */
+static void
+rebuild_entry(struct shm_table *t, struct entry *e)
+{
+    struct shm_rebuild rb;
+    int                ok;
+
+    memset(&rb, 0, sizeof(rb));
+    ranges_init(&rb.held);
+    ok = t->repair != NULL && t->repair(e->key, &rb, t->repair_arg) == 0
+         && ranges_valid(&rb.held)
+         && (rb.state == SHM_ACTIVE || rb.state == SHM_DONE
+             || rb.state == SHM_DOOMED);
+    e->state = ok ? rb.state : SHM_DOOMED;
+    if (ok)
+        e->size = rb.size;
+    if (ok)
+        e->held = rb.held;
+    else
+        ranges_init(&e->held);
+    clear_leases(e);
+    e->owner_pid = 0;
+}
+
+
+/* Leases and claims of a process that is gone. Returns 1 if any. */
+static int
+drop_pid(struct entry *e, pid_t pid)
+{
+    int changed = 0;
+
+    for (int i = 0; i < SHM_LEASES; i++)
+        if (e->leases[i].id != 0 && e->leases[i].pid == pid) {
+            memset(&e->leases[i], 0, sizeof(e->leases[i]));
+            changed = 1;
+        }
+    if (e->owner_pid == pid
+        && (e->state == SHM_CREATING || e->state == SHM_COMPLETING))
+    {
+        e->state = e->state == SHM_CREATING ? SHM_DOOMED : SHM_ACTIVE;
+        e->owner_pid = 0;
+        changed = 1;
+    }
+    return changed;
+}
+
+
+/* Entry repair after EOWNERDEAD. A FREE entry caches nothing. */
+static void
+repair_entry(struct shm_table *t, struct entry *e, pid_t dead)
+{
+    count(&t->h->repairs);
+    if (e->state != SHM_FREE) {
+        if (atomic_load_explicit(&e->intent, memory_order_relaxed)
+                != INTENT_NONE || !entry_sane(e))
+            rebuild_entry(t, e);
+        if (dead > 0)
+            (void)drop_pid(e, dead);
+    }
+    e->seq++;
+    atomic_store_explicit(&e->intent, INTENT_NONE, memory_order_relaxed);
+}
+
+
+/* Turns a shm_lock result into a table result, repairing on EOWNERDEAD. */
+static int
+locked(struct shm_table *t, struct shm_mutex *m, int rc, pid_t pid,
+       void (*fix)(struct shm_table *, void *, pid_t), void *what,
+       struct shm_view *v, char *err, size_t errlen)
+{
+    switch (rc) {
+    case SHM_LOCKED:
+        return SHM_TABLE_OK;
+    case SHM_LOCKED_AFTER_REPAIR:
+        fix(t, what, pid);
+        if (shm_lock_consistent(m) < 0) {
+            shm_unlock(m);
+            return tfail(err, errlen, SHM_TABLE_BROKEN,
+                         "pthread_mutex_consistent: %s", strerror(errno));
+        }
+        return SHM_TABLE_OK;
+    case SHM_LOCK_TIMEOUT:
+        count(&t->h->timeouts);
+        if (v != NULL)
+            v->pid = pid;
+        return tfail(err, errlen, SHM_TABLE_TIMEOUT,
+                     "session table lock held too long by pid %d", (int)pid);
+    case SHM_LOCK_BROKEN:
+        return tfail(err, errlen, SHM_TABLE_BROKEN, "session table lock not "
+                     "recoverable; the master must reset the table");
+    default:
+        return tfail(err, errlen, SHM_TABLE_ERROR, "session table lock: %s",
+                     strerror(errno));
+    }
+}
+
+
+static void
+fix_stripe(struct shm_table *t, void *what, pid_t dead)
+{
+    (void)dead;
+    count(&t->h->repairs);
+    rebuild_stripe(t, (uint32_t)(uintptr_t)what);
+}
+
+
+static void
+fix_free(struct shm_table *t, void *what, pid_t dead)
+{
+    (void)what;
+    (void)dead;
+    count(&t->h->repairs);
+    rebuild_freelist(t);
+}
+
+
+static void
+fix_entry(struct shm_table *t, void *what, pid_t dead)
+{
+    repair_entry(t, what, dead);
+}
+
+
+static int
+lock_stripe(struct shm_table *t, uint32_t s, struct shm_view *v, char *err,
+            size_t errlen)
+{
+    struct shm_mutex *m = &t->h->stripe[s];
+    pid_t             pid = 0;
+    int               rc = shm_lock(m, t->timeout_ms, &pid);
+
+    return locked(t, m, rc, pid, fix_stripe, (void *)(uintptr_t)s, v, err,
+                  errlen);
+}
+
+
+static int
+lock_free(struct shm_table *t, char *err, size_t errlen)
+{
+    struct shm_mutex *m = &t->h->free_lock;
+    pid_t             pid = 0;
+    int               rc = shm_lock(m, t->timeout_ms, &pid);
+
+    return locked(t, m, rc, pid, fix_free, NULL, NULL, err, errlen);
+}
+
+
+static int
+lock_entry(struct shm_table *t, struct entry *e, struct shm_view *v,
+           char *err, size_t errlen)
+{
+    pid_t pid = 0;
+    int   rc = shm_lock(&e->lock, t->timeout_ms, &pid);
+
+    return locked(t, &e->lock, rc, pid, fix_entry, e, v, err, errlen);
+}
+
+
+/* Locks the entry a ref names, if it still names a live session. */
+static int
+entry_get(struct shm_table *t, struct shm_ref ref, struct entry **e_r,
+          struct shm_view *v, char *err, size_t errlen)
+{
+    struct entry *e;
+    int           rc;
+
+    if (v != NULL)
+        memset(v, 0, sizeof(*v));
+    if (ref.idx >= t->h->capacity)
+        return tfail(err, errlen, SHM_TABLE_GONE, "no such session entry");
+    e = &t->e[ref.idx];
+    if ((rc = lock_entry(t, e, v, err, errlen)) != SHM_TABLE_OK)
+        return rc;
+    if (gen_of(e) != ref.gen || e->state == SHM_FREE) {
+        shm_unlock(&e->lock);
+        return tfail(err, errlen, SHM_TABLE_GONE, "session was removed");
+    }
+    *e_r = e;
+    return SHM_TABLE_OK;
+}
+
+
+static uint32_t
+nleases(const struct entry *e)
+{
+    uint32_t n = 0;
+
+    for (int i = 0; i < SHM_LEASES; i++)
+        n += e->leases[i].id != 0;
+    return n;
+}
+
+
+static void
+fill_view(const struct entry *e, struct shm_view *v)
+{
+    if (v == NULL)
+        return;
+    v->state = (enum shm_state)e->state;
+    v->proto = e->proto;
+    v->size = e->size;
+    v->chunk_size = e->chunk_size;
+    v->prefix = ranges_prefix(&e->held);
+    v->held = ranges_total(&e->held);
+    v->nranges = e->held.n;
+    v->nleases = nleases(e);
+    v->created = e->created;
+    v->last_active = e->last_active;
+}
+
+
+static void
+drop_expired_leases(struct entry *e, int64_t now)
+{
+    for (int i = 0; i < SHM_LEASES; i++)
+        if (e->leases[i].id != 0 && e->leases[i].deadline < now)
+            memset(&e->leases[i], 0, sizeof(e->leases[i]));
+}
+
+
+static uint32_t
+chain_find(const struct shm_table *t, uint32_t b, const uint8_t *key)
+{
+    uint32_t i = t->buckets[b];
+
+    /* Bounded: a chain never has more links than there are entries. */
+    for (uint32_t n = 0; i != 0 && n < t->h->capacity; n++) {
+        if (key_eq(t->e[i - 1].key, key))
+            return i - 1;
+        i = t->e[i - 1].chain_next;
+    }
+    return NONE;
+}
+
+
+static void
+chain_unlink(struct shm_table *t, uint32_t b, uint32_t idx)
+{
+    uint32_t *link = &t->buckets[b];
+
+    for (uint32_t n = 0; *link != 0 && n < t->h->capacity; n++) {
+        if (*link == idx + 1) {
+            *link = t->e[idx].chain_next;
+            return;
+        }
+        link = &t->e[*link - 1].chain_next;
+    }
+}
+
+
+/* Entry content for a new session; stripe and entry lock held. */
+static void
+init_entry(struct entry *e, const struct shm_session *s, int64_t now,
+           int64_t deadline, pid_t self)
+{
+    begin(e, INTENT_INIT);
+    gen_bump(e);
+    e->proto = s->proto;
+    e->size = s->size;
+    e->chunk_size = s->chunk_size;
+    e->created = e->last_active = now;
+    e->owner_pid = self;
+    e->owner_deadline = deadline;
+    clear_leases(e);
+    ranges_init(&e->held);
+    e->state = SHM_CREATING;
+    end(e);
+}
+
+
+/* The key was found: hand out the session, or take over an abandoned or
+ * orphaned claim. Stripe lock held. */
+static int
+claim_found(struct shm_table *t, uint32_t idx, const struct shm_session *s,
+            int64_t now, int64_t deadline, pid_t self, struct shm_ref *ref,
+            struct shm_view *v, char *err, size_t errlen)
+{
+    struct entry *e = &t->e[idx];
+    int           rc = lock_entry(t, e, v, err, errlen);
+    pid_t         busy = 0;
+
+    if (rc != SHM_TABLE_OK)
+        return rc;
+    if (e->state == SHM_FREE || (e->state == SHM_CREATING
+                                 && e->owner_deadline < now)) {
+        /* The gen bump also voids the refs of an abandoned creator. */
+        init_entry(e, s, now, deadline, self);
+        count(&t->h->created);
+        rc = SHM_TABLE_NEW;
+    } else if (e->state == SHM_CREATING || e->state == SHM_DOOMED) {
+        busy = e->state == SHM_CREATING ? e->owner_pid : 0;
+        rc = tfail(err, errlen, SHM_TABLE_BUSY, "session is being %s",
+                   e->state == SHM_CREATING ? "created" : "removed");
+    } else if (e->size != s->size || e->proto != s->proto) {
+        rc = tfail(err, errlen, SHM_TABLE_CONFLICT, "session exists with "
+                   "another size or protocol");
+    }
+    fill_view(e, v);
+    if (v != NULL)
+        v->pid = busy;
+    ref->idx = idx;
+    ref->gen = gen_of(e);
+    shm_unlock(&e->lock);
+    return rc;
+}
+
+
+/* Takes an entry off the free list and links it. Stripe lock held. */
+static int
+claim_new(struct shm_table *t, uint32_t b, const uint8_t *key,
+          const struct shm_session *s, int64_t now, int64_t deadline,
+          pid_t self, struct shm_ref *ref, struct shm_view *v,
+          char *err, size_t errlen)
+{
+    struct hdr   *h = t->h;
+    struct entry *e;
+    uint32_t      idx;
+    int           rc;
+
+    if ((rc = lock_free(t, err, errlen)) != SHM_TABLE_OK)
+        return rc;
+    if (h->free_head == 0) {
+        shm_unlock(&h->free_lock);
+        return tfail(err, errlen, SHM_TABLE_FULL, "session table full (%u "
+                     "sessions)", h->capacity);
+    }
+    idx = h->free_head - 1;
+    e = &t->e[idx];
+    h->free_head = e->free_next;
+    memcpy(e->key, key, SHM_KEY_LEN);
+    atomic_store_explicit(&e->tag, TAG_USED | stripe_of(b),
+                          memory_order_release);
+    atomic_fetch_sub_explicit(&h->nfree, 1, memory_order_relaxed);
+    shm_unlock(&h->free_lock);
+    /* Linked even if the entry lock fails: a FREE entry in a chain is an
+     * orphan that the next claim or expiry scan takes care of. */
+    e->chain_next = t->buckets[b];
+    t->buckets[b] = idx + 1;
+    if ((rc = lock_entry(t, e, v, err, errlen)) != SHM_TABLE_OK)
+        return rc;
+    init_entry(e, s, now, deadline, self);
+    fill_view(e, v);
+    ref->idx = idx;
+    ref->gen = gen_of(e);
+    shm_unlock(&e->lock);
+    count(&h->created);
+    return SHM_TABLE_NEW;
+}
+
+
+int
+shm_table_claim(struct shm_table *t, const uint8_t key[SHM_KEY_LEN],
+                const struct shm_session *s, int64_t now, int64_t deadline,
+                struct shm_ref *ref, struct shm_view *v, char *err,
+                size_t errlen)
+{
+    uint32_t b = bucket_of(t, key), st = stripe_of(b), idx;
+    pid_t    self = getpid();
+    int      rc;
+
+    if (v != NULL)
+        memset(v, 0, sizeof(*v));
+    if ((rc = lock_stripe(t, st, v, err, errlen)) != SHM_TABLE_OK)
+        return rc;
+    idx = chain_find(t, b, key);
+    if (idx != NONE)
+        rc = claim_found(t, idx, s, now, deadline, self, ref, v, err, errlen);
+    else
+        rc = claim_new(t, b, key, s, now, deadline, self, ref, v, err,
+                       errlen);
+    shm_unlock(&t->h->stripe[st]);
+    return rc;
+}
+
+
+int
+shm_table_find(struct shm_table *t, const uint8_t key[SHM_KEY_LEN],
+               struct shm_ref *ref, struct shm_view *v, char *err,
+               size_t errlen)
+{
+    uint32_t      b = bucket_of(t, key), st = stripe_of(b), idx;
+    struct entry *e;
+    int           rc;
+
+    if (v != NULL)
+        memset(v, 0, sizeof(*v));
+    if ((rc = lock_stripe(t, st, v, err, errlen)) != SHM_TABLE_OK)
+        return rc;
+    idx = chain_find(t, b, key);
+    if (idx == NONE) {
+        shm_unlock(&t->h->stripe[st]);
+        return tfail(err, errlen, SHM_TABLE_NOTFOUND, "no such session");
+    }
+    e = &t->e[idx];
+    if ((rc = lock_entry(t, e, v, err, errlen)) == SHM_TABLE_OK) {
+        if (e->state == SHM_FREE)
+            rc = tfail(err, errlen, SHM_TABLE_NOTFOUND, "no such session");
+        fill_view(e, v);
+        ref->idx = idx;
+        ref->gen = gen_of(e);
+        shm_unlock(&e->lock);
+    }
+    shm_unlock(&t->h->stripe[st]);
+    return rc;
+}
+
+
+/* Frees an entry: stripe and entry lock held; returns with the entry lock
+ * released. If the free-list lock cannot be had the entry stays linked as
+ * an orphan (FREE in a chain), cleaned up later. */
+static int
+free_entry(struct shm_table *t, struct entry *e, char *err, size_t errlen)
+{
+    struct hdr *h = t->h;
+    uint32_t    idx = (uint32_t)(e - t->e);
+    int         rc;
+
+    begin(e, INTENT_STATE);
+    e->state = SHM_FREE;
+    gen_bump(e);
+    clear_leases(e);
+    e->owner_pid = 0;
+    end(e);
+    shm_unlock(&e->lock);
+    if ((rc = lock_free(t, err, errlen)) != SHM_TABLE_OK)
+        return rc;
+    chain_unlink(t, bucket_of(t, e->key), idx);
+    atomic_store_explicit(&e->tag, 0, memory_order_release);
+    e->free_next = h->free_head;
+    h->free_head = idx + 1;
+    atomic_fetch_add_explicit(&h->nfree, 1, memory_order_relaxed);
+    shm_unlock(&h->free_lock);
+    return SHM_TABLE_OK;
+}
+
+
+/* Removes entry idx if it still has generation gen (any gen if orphan). */
+static int
+remove_idx(struct shm_table *t, uint32_t idx, uint32_t gen, int orphan,
+           char *err, size_t errlen)
+{
+    struct entry *e = &t->e[idx];
+    uint32_t      tag = atomic_load_explicit(&e->tag, memory_order_acquire);
+    uint32_t      st = tag & ~TAG_USED;
+    int           rc;
+
+    if (!(tag & TAG_USED))
+        return tfail(err, errlen, SHM_TABLE_GONE, "session was removed");
+    if ((rc = lock_stripe(t, st, NULL, err, errlen)) != SHM_TABLE_OK)
+        return rc;
+    if (atomic_load_explicit(&e->tag, memory_order_acquire) != tag) {
+        shm_unlock(&t->h->stripe[st]);
+        return tfail(err, errlen, SHM_TABLE_GONE, "session was removed");
+    }
+    if ((rc = lock_entry(t, e, NULL, err, errlen)) != SHM_TABLE_OK) {
+        shm_unlock(&t->h->stripe[st]);
+        return rc;
+    }
+    if (orphan ? e->state != SHM_FREE
+               : gen_of(e) != gen || e->state == SHM_FREE) {
+        shm_unlock(&e->lock);
+        shm_unlock(&t->h->stripe[st]);
+        return tfail(err, errlen, SHM_TABLE_GONE, "session was removed");
+    }
+    rc = free_entry(t, e, err, errlen);
+    shm_unlock(&t->h->stripe[st]);
+    return rc;
+}
+
+
+int
+shm_table_remove(struct shm_table *t, struct shm_ref ref, char *err,
+                 size_t errlen)
+{
+    if (ref.idx >= t->h->capacity)
+        return tfail(err, errlen, SHM_TABLE_GONE, "no such session entry");
+    return remove_idx(t, ref.idx, ref.gen, 0, err, errlen);
+}
+
+
+int
+shm_table_activate(struct shm_table *t, struct shm_ref ref, int64_t now,
+                   char *err, size_t errlen)
+{
+    struct entry *e;
+    int           rc = entry_get(t, ref, &e, NULL, err, errlen);
+
+    if (rc != SHM_TABLE_OK)
+        return rc;
+    if (e->state != SHM_CREATING) {
+        rc = tfail(err, errlen, SHM_TABLE_CONFLICT, "session is not being "
+                   "created");
+    } else {
+        begin(e, INTENT_STATE);
+        e->state = SHM_ACTIVE;
+        e->owner_pid = 0;
+        e->last_active = now;
+        end(e);
+    }
+    shm_unlock(&e->lock);
+    return rc;
+}
+
+
+int
+shm_table_view(struct shm_table *t, struct shm_ref ref, struct shm_view *v,
+               char *err, size_t errlen)
+{
+    struct entry *e;
+    int           rc = entry_get(t, ref, &e, v, err, errlen);
+
+    if (rc != SHM_TABLE_OK)
+        return rc;
+    fill_view(e, v);
+    shm_unlock(&e->lock);
+    return SHM_TABLE_OK;
+}
+
+
+int
+shm_table_ranges(struct shm_table *t, struct shm_ref ref, struct ranges *out,
+                 char *err, size_t errlen)
+{
+    struct entry *e;
+    int           rc = entry_get(t, ref, &e, NULL, err, errlen);
+
+    if (rc != SHM_TABLE_OK)
+        return rc;
+    out->n = e->held.n;
+    out->pad_ = 0;
+    memcpy(out->r, e->held.r, e->held.n * sizeof(out->r[0]));
+    shm_unlock(&e->lock);
+    return SHM_TABLE_OK;
+}
+
+
+int
+shm_table_set_size(struct shm_table *t, struct shm_ref ref, uint64_t size,
+                   char *err, size_t errlen)
+{
+    struct entry *e;
+    int           rc = entry_get(t, ref, &e, NULL, err, errlen);
+    uint64_t      top;
+
+    if (rc != SHM_TABLE_OK)
+        return rc;
+    top = e->held.n > 0 ? e->held.r[e->held.n - 1].end : 0;
+    if (e->size == size) {
+        rc = SHM_TABLE_OK;
+    } else if (e->size != SHM_SIZE_UNKNOWN || size == SHM_SIZE_UNKNOWN
+               || top > size) {
+        rc = tfail(err, errlen, SHM_TABLE_CONFLICT, "size contradicts the "
+                   "session");
+    } else {
+        for (int i = 0; i < SHM_LEASES; i++)
+            if (e->leases[i].id != 0 && e->leases[i].end > size)
+                rc = tfail(err, errlen, SHM_TABLE_CONFLICT, "a write in "
+                           "progress goes past the size");
+        if (rc == SHM_TABLE_OK) {
+            begin(e, INTENT_STATE);
+            e->size = size;
+            end(e);
+        }
+    }
+    shm_unlock(&e->lock);
+    return rc;
+}
+
+
+/* Commits of a lease grow one range from its start, so a lease adds at
+ * most one range, and none if its start touches held bytes on the left.
+ * Counting that for every lease guarantees a commit never finds the range
+ * list full. A lease at offset 0 has no left to touch: one range is kept
+ * in reserve for it, so a client whose first chunk comes last is never
+ * shut out, and leases that add nothing are always admitted. */
+static uint32_t
+new_range_cost(const struct ranges *held, uint64_t start)
+{
+    return start == 0 || !ranges_covers(held, start - 1, start);
+}
+
+
+static uint32_t
+range_budget(const struct entry *e)
+{
+    uint32_t n = 0;
+
+    for (int i = 0; i < SHM_LEASES; i++) {
+        const struct lease_slot *l = &e->leases[i];
+        if (l->id != 0 && l->done == l->start)
+            n += new_range_cost(&e->held, l->start);
+    }
+    return n;
+}
+
+
+/* Why [start, end) cannot be leased now, or SHM_TABLE_OK. */
+static int
+lease_check(const struct entry *e, uint64_t start, uint64_t end,
+            struct shm_view *v, char *err, size_t errlen)
+{
+    uint32_t cost, limit;
+
+    if (e->state == SHM_CREATING) {
+        if (v != NULL)
+            v->pid = e->owner_pid;
+        return tfail(err, errlen, SHM_TABLE_BUSY, "session is being created");
+    }
+    if (e->state != SHM_ACTIVE)
+        return tfail(err, errlen, SHM_TABLE_CONFLICT, "session is not active");
+    if (start >= end || (e->size != SHM_SIZE_UNKNOWN && end > e->size))
+        return tfail(err, errlen, SHM_TABLE_CONFLICT, "range is empty or "
+                     "past the upload's size");
+    if (ranges_covers(&e->held, start, end))
+        return tfail(err, errlen, SHM_TABLE_HELD, "range already held");
+    if (ranges_overlaps(&e->held, start, end))
+        return tfail(err, errlen, SHM_TABLE_CONFLICT, "range overlaps held "
+                     "bytes partly");
+    for (int i = 0; i < SHM_LEASES; i++) {
+        const struct lease_slot *l = &e->leases[i];
+        if (l->id != 0 && l->start < end && start < l->end) {
+            if (v != NULL)
+                v->pid = l->pid;
+            return tfail(err, errlen, SHM_TABLE_BUSY, "range is being "
+                         "written by pid %d", (int)l->pid);
+        }
+    }
+    cost = new_range_cost(&e->held, start);
+    limit = cost == 0 || start == 0 ? RANGES_MAX : RANGES_MAX - 1;
+    if (e->held.n + range_budget(e) + cost > limit)
+        return tfail(err, errlen, SHM_TABLE_FULL, "too many holes in the "
+                     "upload; fill some first");
+    return SHM_TABLE_OK;
+}
+
+
+int
+shm_table_lease(struct shm_table *t, struct shm_ref ref, uint64_t start,
+                uint64_t end_, int64_t now, int64_t deadline,
+                struct shm_lease *l, struct shm_view *v, char *err,
+                size_t errlen)
+{
+    struct entry *e;
+    pid_t         self = getpid(), busy = 0;
+    int           rc = entry_get(t, ref, &e, v, err, errlen), slot = -1;
+
+    if (rc != SHM_TABLE_OK)
+        return rc;
+    drop_expired_leases(e, now);
+    if (v != NULL)
+        v->pid = 0;
+    rc = lease_check(e, start, end_, v, err, errlen);
+    for (int i = 0; rc == SHM_TABLE_OK && slot < 0 && i < SHM_LEASES; i++)
+        if (e->leases[i].id == 0)
+            slot = i;
+    if (rc == SHM_TABLE_OK && slot < 0)
+        rc = tfail(err, errlen, SHM_TABLE_FULL, "too many parallel writes "
+                   "to one session");
+    if (rc == SHM_TABLE_OK) {
+        struct lease_slot *ls = &e->leases[slot];
+        begin(e, INTENT_LEASE);
+        if (++e->lease_ids == 0)
+            e->lease_ids = 1;
+        *ls = (struct lease_slot){ start, end_, start, deadline, self,
+                                   e->lease_ids };
+        e->last_active = now;
+        end(e);
+        l->slot = (uint32_t)slot;
+        l->id = ls->id;
+    }
+    busy = v != NULL ? v->pid : 0;
+    fill_view(e, v);
+    if (v != NULL)
+        v->pid = busy;
+    shm_unlock(&e->lock);
+    return rc;
+}
+
+
+static struct lease_slot *
+lease_of(struct entry *e, struct shm_lease l)
+{
+    if (l.slot >= SHM_LEASES || l.id == 0 || e->leases[l.slot].id != l.id)
+        return NULL;
+    return &e->leases[l.slot];
+}
+
+
+int
+shm_table_commit(struct shm_table *t, struct shm_ref ref, struct shm_lease l,
+                 uint64_t start, uint64_t end_, int64_t now, int64_t deadline,
+                 struct shm_view *v, char *err, size_t errlen)
+{
+    struct entry      *e;
+    struct lease_slot *ls;
+    int                rc = entry_get(t, ref, &e, v, err, errlen);
+
+    if (rc != SHM_TABLE_OK)
+        return rc;
+    /* A lease lost to repair or expiry does not undo durable bytes: they
+     * are recorded all the same, within the size. */
+    ls = lease_of(e, l);
+    if (e->state != SHM_ACTIVE)
+        rc = tfail(err, errlen, SHM_TABLE_CONFLICT, "session is not active");
+    else if (start >= end_ || (ls != NULL && (start != ls->done
+                                              || end_ > ls->end))
+             || (e->size != SHM_SIZE_UNKNOWN && end_ > e->size))
+        rc = tfail(err, errlen, SHM_TABLE_CONFLICT, "range does not continue "
+                   "the lease or passes the size");
+    if (rc == SHM_TABLE_OK) {
+        begin(e, INTENT_COMMIT);
+        if (ranges_add(&e->held, start, end_) < 0)
+            rc = tfail(err, errlen, SHM_TABLE_FULL, "too many holes");
+        e->last_active = now;
+        if (ls != NULL) {
+            ls->done = end_;
+            if (deadline != 0)
+                ls->deadline = deadline;
+        }
+        end(e);
+    }
+    fill_view(e, v);
+    shm_unlock(&e->lock);
+    return rc;
+}
+
+
+int
+shm_table_unlease(struct shm_table *t, struct shm_ref ref, struct shm_lease l,
+                  char *err, size_t errlen)
+{
+    struct entry      *e;
+    struct lease_slot *ls;
+    int                rc = entry_get(t, ref, &e, NULL, err, errlen);
+
+    if (rc != SHM_TABLE_OK)
+        return rc;
+    if ((ls = lease_of(e, l)) != NULL) {
+        begin(e, INTENT_LEASE);
+        memset(ls, 0, sizeof(*ls));
+        end(e);
+    }
+    shm_unlock(&e->lock);
+    return SHM_TABLE_OK;
+}
+
+
+/* Why the session cannot start completing, or SHM_TABLE_OK. */
+static int
+complete_check(const struct entry *e, int64_t now, struct shm_view *v,
+               char *err, size_t errlen)
+{
+    if (e->state == SHM_COMPLETING && e->owner_deadline >= now) {
+        if (v != NULL)
+            v->pid = e->owner_pid;
+        return tfail(err, errlen, SHM_TABLE_BUSY, "being completed by pid "
+                     "%d", (int)e->owner_pid);
+    }
+    if (e->state != SHM_ACTIVE && e->state != SHM_COMPLETING)
+        return tfail(err, errlen, SHM_TABLE_CONFLICT, "session is not active");
+    if (e->size == SHM_SIZE_UNKNOWN || ranges_prefix(&e->held) != e->size)
+        return tfail(err, errlen, SHM_TABLE_CONFLICT, "upload is not fully "
+                     "held");
+    for (int i = 0; i < SHM_LEASES; i++)
+        if (e->leases[i].id != 0) {
+            if (v != NULL)
+                v->pid = e->leases[i].pid;
+            return tfail(err, errlen, SHM_TABLE_BUSY, "a write is still in "
+                         "progress");
+        }
+    return SHM_TABLE_OK;
+}
+
+
+int
+shm_table_complete_begin(struct shm_table *t, struct shm_ref ref, int64_t now,
+                         int64_t deadline, struct shm_view *v, char *err,
+                         size_t errlen)
+{
+    struct entry *e;
+    pid_t         self = getpid(), busy;
+    int           rc = entry_get(t, ref, &e, v, err, errlen);
+
+    if (rc != SHM_TABLE_OK)
+        return rc;
+    drop_expired_leases(e, now);
+    rc = complete_check(e, now, v, err, errlen);
+    if (rc == SHM_TABLE_OK) {
+        begin(e, INTENT_STATE);
+        e->state = SHM_COMPLETING;
+        e->owner_pid = self;
+        e->owner_deadline = deadline;
+        e->last_active = now;
+        end(e);
+    }
+    busy = v != NULL ? v->pid : 0;
+    fill_view(e, v);
+    if (v != NULL)
+        v->pid = busy;
+    shm_unlock(&e->lock);
+    return rc;
+}
+
+
+int
+shm_table_complete_end(struct shm_table *t, struct shm_ref ref,
+                       enum shm_state to, int64_t now, char *err,
+                       size_t errlen)
+{
+    struct entry *e;
+    pid_t         self = getpid();
+    int           rc;
+
+    if (to != SHM_DONE && to != SHM_ACTIVE && to != SHM_DOOMED)
+        return tfail(err, errlen, SHM_TABLE_ERROR, "bad target state");
+    if ((rc = entry_get(t, ref, &e, NULL, err, errlen)) != SHM_TABLE_OK)
+        return rc;
+    if (e->state != SHM_COMPLETING || e->owner_pid != self) {
+        rc = tfail(err, errlen, SHM_TABLE_CONFLICT, "not completing it");
+    } else {
+        begin(e, INTENT_STATE);
+        e->state = to;
+        e->owner_pid = 0;
+        e->last_active = now;
+        end(e);
+        if (to == SHM_DONE)
+            count(&t->h->completed);
+    }
+    shm_unlock(&e->lock);
+    return rc;
+}
+
+
+int
+shm_table_abort(struct shm_table *t, struct shm_ref ref, char *err,
+                size_t errlen)
+{
+    struct entry *e;
+    int           rc = entry_get(t, ref, &e, NULL, err, errlen);
+
+    if (rc != SHM_TABLE_OK)
+        return rc;
+    if (e->state != SHM_DOOMED) {
+        if (e->state != SHM_DONE)
+            count(&t->h->aborted);
+        begin(e, INTENT_STATE);
+        e->state = SHM_DOOMED;
+        e->owner_pid = 0;
+        end(e);
+    }
+    shm_unlock(&e->lock);
+    return SHM_TABLE_OK;
+}
+
+
+/* Applies the janitor's rules to one entry (lock held). */
+static void
+sweep(struct shm_table *t, struct entry *e, int64_t now, int64_t timeout)
+{
+    begin(e, INTENT_STATE);
+    drop_expired_leases(e, now);
+    if ((e->state == SHM_ACTIVE || e->state == SHM_DONE) && nleases(e) == 0
+        && e->last_active <= now - timeout)
+    {
+        if (e->state == SHM_ACTIVE)
+            count(&t->h->expired);
+        e->state = SHM_DOOMED;
+    } else if (e->state == SHM_CREATING && e->owner_deadline < now) {
+        e->state = SHM_DOOMED;
+        e->owner_pid = 0;
+    } else if (e->state == SHM_COMPLETING && e->owner_deadline < now) {
+        e->state = SHM_ACTIVE;
+        e->owner_pid = 0;
+    }
+    end(e);
+}
+
+
+/* One entry of the expiry scan: 1 if freed, 0 if not, -1 on a lock fault
+ * that should stop the scan. */
+static int
+expire_one(struct shm_table *t, uint32_t idx, int64_t now, int64_t timeout,
+           shm_table_expire_fn fn, void *arg, char *err, size_t errlen)
+{
+    struct entry *e = &t->e[idx];
+    uint8_t       key[SHM_KEY_LEN];
+    uint32_t      state, gen;
+    int           rc;
+
+    rc = lock_entry(t, e, NULL, err, errlen);
+    if (rc == SHM_TABLE_TIMEOUT)
+        return 0;                       /* a stuck holder; next time */
+    if (rc != SHM_TABLE_OK)
+        return -1;
+    if (e->state != SHM_FREE)
+        sweep(t, e, now, timeout);
+    state = e->state;
+    gen = gen_of(e);
+    memcpy(key, e->key, SHM_KEY_LEN);
+    shm_unlock(&e->lock);
+    if (state == SHM_FREE)
+        return remove_idx(t, idx, 0, 1, NULL, 0) == SHM_TABLE_OK;
+    if (state != SHM_DOOMED || fn(key, arg) != 0)
+        return 0;
+    return remove_idx(t, idx, gen, 0, NULL, 0) == SHM_TABLE_OK;
+}
+
+
+int
+shm_table_expire_scan(struct shm_table *t, int64_t now, int64_t timeout,
+                      shm_table_expire_fn fn, void *arg, char *err,
+                      size_t errlen)
+{
+    int freed = 0;
+
+    for (uint32_t i = 0; i < t->h->capacity; i++) {
+        int rc;
+
+        if (!(atomic_load_explicit(&t->e[i].tag, memory_order_acquire)
+              & TAG_USED))
+            continue;
+        if ((rc = expire_one(t, i, now, timeout, fn, arg, err, errlen)) < 0)
+            return -1;
+        freed += rc;
+    }
+    return freed;
+}
+
+
+int
+shm_table_forget_pid(struct shm_table *t, pid_t pid, char *err, size_t errlen)
+{
+    int n = 0;
+
+    for (uint32_t i = 0; i < t->h->capacity; i++) {
+        struct entry *e = &t->e[i];
+        int           rc;
+
+        if (!(atomic_load_explicit(&e->tag, memory_order_acquire) & TAG_USED))
+            continue;
+        if ((rc = lock_entry(t, e, NULL, err, errlen)) == SHM_TABLE_TIMEOUT)
+            continue;
+        if (rc != SHM_TABLE_OK)
+            return -1;
+        begin(e, INTENT_LEASE);
+        n += e->state != SHM_FREE && drop_pid(e, pid);
+        end(e);
+        shm_unlock(&e->lock);
+    }
+    return n;
+}
+
+
+int
+shm_table_restore(struct shm_table *t, const uint8_t key[SHM_KEY_LEN],
+                  const struct shm_session *s, const struct shm_rebuild *rb,
+                  int64_t last_active, struct shm_ref *ref, char *err,
+                  size_t errlen)
+{
+    struct entry *e;
+    int           rc;
+
+    if (!ranges_valid(&rb->held) || (rb->state != SHM_ACTIVE
+                                     && rb->state != SHM_DONE
+                                     && rb->state != SHM_DOOMED))
+        return tfail(err, errlen, SHM_TABLE_ERROR, "bad session to restore");
+    rc = shm_table_claim(t, key, s, last_active, 0, ref, NULL, err, errlen);
+    if (rc == SHM_TABLE_OK)
+        return tfail(err, errlen, SHM_TABLE_CONFLICT, "session restored "
+                     "twice");
+    if (rc != SHM_TABLE_NEW)
+        return rc;
+    if ((rc = entry_get(t, *ref, &e, NULL, err, errlen)) != SHM_TABLE_OK)
+        return rc;
+    begin(e, INTENT_INIT);
+    e->state = rb->state;
+    e->size = rb->size;
+    e->held = rb->held;
+    e->owner_pid = 0;
+    end(e);
+    shm_unlock(&e->lock);
+    return SHM_TABLE_OK;
+}
+
+
+void
+shm_table_stats(struct shm_table *t, struct shm_table_stats *st)
+{
+    struct hdr *h = t->h;
+
+    st->capacity = h->capacity;
+    st->active = h->capacity
+                 - atomic_load_explicit(&h->nfree, memory_order_relaxed);
+    st->created = atomic_load_explicit(&h->created, memory_order_relaxed);
+    st->completed = atomic_load_explicit(&h->completed, memory_order_relaxed);
+    st->expired = atomic_load_explicit(&h->expired, memory_order_relaxed);
+    st->aborted = atomic_load_explicit(&h->aborted, memory_order_relaxed);
+    st->repairs = atomic_load_explicit(&h->repairs, memory_order_relaxed);
+    st->timeouts = atomic_load_explicit(&h->timeouts, memory_order_relaxed);
+}
+
+
+void
+shm_table_set_repair(struct shm_table *t, shm_table_repair_fn fn, void *arg)
+{
+    t->repair = fn;
+    t->repair_arg = arg;
+}
+
+
+void
+shm_table_set_timeout(struct shm_table *t, int timeout_ms)
+{
+    t->timeout_ms = timeout_ms;
+}
+
+
+/* Offsets of a segment for `capacity` entries. */
+static void
+layout(uint32_t capacity, uint32_t *nbuckets, uint64_t *buckets_off,
+       uint64_t *entries_off, uint64_t *total)
+{
+    uint32_t n = NSTRIPES;
+    long     page = sysconf(_SC_PAGESIZE);
+
+    while (n < capacity)
+        n <<= 1;
+    *nbuckets = n;
+    *buckets_off = (sizeof(struct hdr) + 63) & ~(uint64_t)63;
+    *entries_off = (*buckets_off + (uint64_t)n * 4 + 63) & ~(uint64_t)63;
+    *total = *entries_off + (uint64_t)capacity * sizeof(struct entry);
+    *total = (*total + (uint64_t)page - 1) & ~((uint64_t)page - 1);
+}
+
+
+static struct shm_table *
+handle(void *base, size_t len)
+{
+    struct shm_table *t = calloc(1, sizeof(*t));
+
+    if (t == NULL)
+        return NULL;
+    t->h = base;
+    t->buckets = (uint32_t *)((char *)base + t->h->buckets_off);
+    t->e = (struct entry *)((char *)base + t->h->entries_off);
+    t->len = len;
+    t->timeout_ms = TIMEOUT_MS;
+    return t;
+}
+
+
+static int
+init_locks(struct shm_table *t, char *err, size_t errlen)
+{
+    if (shm_mutex_init(&t->h->free_lock, err, errlen) < 0)
+        return -1;
+    for (int s = 0; s < NSTRIPES; s++)
+        if (shm_mutex_init(&t->h->stripe[s], err, errlen) < 0)
+            return -1;
+    for (uint32_t i = 0; i < t->h->capacity; i++)
+        if (shm_mutex_init(&t->e[i].lock, err, errlen) < 0)
+            return -1;
+    return 0;
+}
+
+
+static void
+init_header(struct hdr *h, uint32_t capacity)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    h->layout = TABLE_LAYOUT;
+    h->mutex_size = sizeof(pthread_mutex_t);
+    h->entry_size = sizeof(struct entry);
+    h->capacity = capacity;
+    layout(capacity, &h->nbuckets, &h->buckets_off, &h->entries_off,
+           &h->total);
+    h->nstripes = NSTRIPES;
+    h->creator_pid = getpid();
+    h->creator_start = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+
+int
+shm_table_create(const char *name, uint32_t capacity, struct shm_table **t_r,
+                 char *err, size_t errlen)
+{
+    struct shm_table *t;
+    uint64_t          total, boff, eoff;
+    uint32_t          nb;
+    void             *p;
+    int               fd;
+
+    if (capacity == 0 || capacity > CAPACITY_MAX)
+        return tfail(err, errlen, SHM_TABLE_ERROR, "session capacity %u out "
+                     "of range 1..%u", capacity, CAPACITY_MAX);
+    layout(capacity, &nb, &boff, &eoff, &total);
+    fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return tfail(err, errlen, SHM_TABLE_ERROR, "shm_open %s: %s", name,
+                     strerror(errno));
+    /* ftruncate zero-fills: every entry starts FREE with tag 0. */
+    if (ftruncate(fd, (off_t)total) < 0
+        || (p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0))
+           == MAP_FAILED)
+    {
+        tfail(err, errlen, SHM_TABLE_ERROR, "shm %s: %s", name,
+              strerror(errno));
+        close(fd);
+        shm_unlink(name);
+        return SHM_TABLE_ERROR;
+    }
+    close(fd);
+    init_header(p, capacity);
+    if ((t = handle(p, total)) == NULL || init_locks(t, err, errlen) < 0) {
+        if (t == NULL)
+            tfail(err, errlen, SHM_TABLE_ERROR, "out of memory");
+        free(t);
+        munmap(p, total);
+        shm_unlink(name);
+        return SHM_TABLE_ERROR;
+    }
+    rebuild_freelist(t);
+    /* Last: an attacher that sees the magic sees a finished segment. */
+    atomic_thread_fence(memory_order_release);
+    t->h->magic = TABLE_MAGIC;
+    *t_r = t;
+    return SHM_TABLE_OK;
+}
+
+
+/* Why a mapped segment of `len` bytes is not ours to use, or NULL. */
+static const char *
+header_mismatch(const struct hdr *h, size_t len, pid_t creator)
+{
+    uint64_t total, boff, eoff;
+    uint32_t nb;
+
+    if (len < sizeof(*h) || h->magic != TABLE_MAGIC)
+        return "not a session table";
+    if (h->layout != TABLE_LAYOUT || h->entry_size != sizeof(struct entry)
+        || h->nstripes != NSTRIPES)
+        return "built by another version";
+    if (h->mutex_size != sizeof(pthread_mutex_t))
+        return "built with another pthread_mutex_t";
+    if (h->capacity == 0 || h->capacity > CAPACITY_MAX)
+        return "bad capacity";
+    layout(h->capacity, &nb, &boff, &eoff, &total);
+    if (nb != h->nbuckets || boff != h->buckets_off
+        || eoff != h->entries_off || total != h->total || total > len)
+        return "inconsistent layout";
+    if (creator != 0 && h->creator_pid != creator)
+        return "created by another master";
+    return NULL;
+}
+
+
+int
+shm_table_attach(const char *name, pid_t creator, struct shm_table **t_r,
+                 char *err, size_t errlen)
+{
+    struct stat  st;
+    const char  *why;
+    void        *p;
+    int          fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
+
+    if (fd < 0)
+        return tfail(err, errlen, SHM_TABLE_ERROR, "shm_open %s: %s", name,
+                     strerror(errno));
+    if (fstat(fd, &st) < 0 || st.st_size < (off_t)sizeof(struct hdr)
+        || (p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE,
+                     MAP_SHARED, fd, 0)) == MAP_FAILED)
+    {
+        close(fd);
+        return tfail(err, errlen, SHM_TABLE_ERROR, "shm %s: too small or "
+                     "unmappable", name);
+    }
+    close(fd);
+    atomic_thread_fence(memory_order_acquire);
+    if ((why = header_mismatch(p, (size_t)st.st_size, creator)) != NULL
+        || (*t_r = handle(p, (size_t)st.st_size)) == NULL)
+    {
+        munmap(p, (size_t)st.st_size);
+        return tfail(err, errlen, SHM_TABLE_ERROR, "shm %s: %s", name,
+                     why != NULL ? why : "out of memory");
+    }
+    return SHM_TABLE_OK;
+}
+
+
+void
+shm_table_detach(struct shm_table *t)
+{
+    if (t == NULL)
+        return;
+    munmap(t->h, t->len);
+    free(t);
+}
+
+
+int
+shm_table_unlink(const char *name)
+{
+    return shm_unlink(name) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+
+int
+shm_table_reset(struct shm_table *t, char *err, size_t errlen)
+{
+    if (shm_mutex_reset(&t->h->free_lock, err, errlen) < 0)
+        return SHM_TABLE_ERROR;
+    for (int s = 0; s < NSTRIPES; s++)
+        if (shm_mutex_reset(&t->h->stripe[s], err, errlen) < 0)
+            return SHM_TABLE_ERROR;
+    for (uint32_t i = 0; i < t->h->capacity; i++)
+        if (shm_mutex_reset(&t->e[i].lock, err, errlen) < 0)
+            return SHM_TABLE_ERROR;
+    rebuild_freelist(t);
+    for (uint32_t s = 0; s < NSTRIPES; s++)
+        rebuild_stripe(t, s);
+    /* Nobody else runs: every lease and claim belongs to a dead process. */
+    for (uint32_t i = 0; i < t->h->capacity; i++) {
+        struct entry *e = &t->e[i];
+
+        if (e->state == SHM_FREE)
+            continue;
+        if (atomic_load_explicit(&e->intent, memory_order_relaxed)
+                != INTENT_NONE || !entry_sane(e))
+            rebuild_entry(t, e);
+        clear_leases(e);
+        if (e->state == SHM_CREATING || e->state == SHM_COMPLETING)
+            e->state = e->state == SHM_CREATING ? SHM_DOOMED : SHM_ACTIVE;
+        e->owner_pid = 0;
+        atomic_store_explicit(&e->intent, INTENT_NONE, memory_order_relaxed);
+    }
+    return SHM_TABLE_OK;
+}
+
+
+/* Check of the free list: every link free, every free entry on it. */
+static int
+check_freelist(struct shm_table *t, char *err, size_t errlen)
+{
+    uint32_t i = t->h->free_head, n = 0, nfree = 0;
+    int      rc;
+
+    if ((rc = lock_free(t, err, errlen)) != SHM_TABLE_OK)
+        return -1;
+    for (i = t->h->free_head; i != 0 && n <= t->h->capacity; n++) {
+        if (atomic_load_explicit(&t->e[i - 1].tag, memory_order_relaxed))
+            break;
+        i = t->e[i - 1].free_next;
+    }
+    for (uint32_t k = 0; k < t->h->capacity; k++)
+        nfree += atomic_load_explicit(&t->e[k].tag, memory_order_relaxed) == 0;
+    if (i != 0 || n != nfree
+        || n != atomic_load_explicit(&t->h->nfree, memory_order_relaxed))
+        rc = tfail(err, errlen, -1, "free list: %u linked, %u free, %u "
+                   "counted%s", n, nfree, atomic_load(&t->h->nfree),
+                   i != 0 ? ", bad link" : "");
+    shm_unlock(&t->h->free_lock);
+    return rc == SHM_TABLE_OK ? 0 : -1;
+}
+
+
+/* Check of one stripe: chains hold exactly its in-use entries, once. */
+static int
+check_stripe(struct shm_table *t, uint32_t s, uint8_t *seen, char *err,
+             size_t errlen)
+{
+    uint32_t linked = 0, used = 0;
+    int      rc;
+
+    if ((rc = lock_stripe(t, s, NULL, err, errlen)) != SHM_TABLE_OK)
+        return -1;
+    for (uint32_t b = s; rc == 0 && b < t->h->nbuckets; b += NSTRIPES) {
+        for (uint32_t i = t->buckets[b]; rc == 0 && i != 0;
+             i = t->e[i - 1].chain_next)
+        {
+            struct entry *e = &t->e[i - 1];
+            if (seen[i - 1]++ || bucket_of(t, e->key) != b
+                || atomic_load(&e->tag) != (TAG_USED | s))
+                rc = tfail(err, errlen, -1, "stripe %u: entry %u wrongly "
+                           "linked", s, i - 1);
+            linked++;
+        }
+    }
+    for (uint32_t k = 0; rc == 0 && k < t->h->capacity; k++)
+        used += atomic_load(&t->e[k].tag) == (TAG_USED | s);
+    if (rc == 0 && used != linked)
+        rc = tfail(err, errlen, -1, "stripe %u: %u in use, %u linked", s,
+                   used, linked);
+    shm_unlock(&t->h->stripe[s]);
+    return rc == 0 ? 0 : -1;
+}
+
+
+static int
+check_entry(struct shm_table *t, uint32_t i, char *err, size_t errlen)
+{
+    struct entry *e = &t->e[i];
+    int           rc = lock_entry(t, e, NULL, err, errlen), ok;
+
+    if (rc != SHM_TABLE_OK)
+        return -1;
+    ok = entry_sane(e)
+         && atomic_load(&e->intent) == INTENT_NONE
+         && (e->size == SHM_SIZE_UNKNOWN || e->held.n == 0
+             || e->held.r[e->held.n - 1].end <= e->size)
+         && (e->state == SHM_FREE || (atomic_load(&e->tag) & TAG_USED));
+    shm_unlock(&e->lock);
+    return ok ? 0 : tfail(err, errlen, -1, "entry %u: inconsistent", i);
+}
+
+
+int
+shm_table_check(struct shm_table *t, char *err, size_t errlen)
+{
+    uint8_t *seen = calloc(t->h->capacity, 1);
+    int      rc = 0;
+
+    if (seen == NULL)
+        return tfail(err, errlen, -1, "out of memory");
+    if (check_freelist(t, err, errlen) < 0)
+        rc = -1;
+    for (uint32_t s = 0; rc == 0 && s < NSTRIPES; s++)
+        rc = check_stripe(t, s, seen, err, errlen);
+    for (uint32_t i = 0; rc == 0 && i < t->h->capacity; i++)
+        rc = check_entry(t, i, err, errlen);
+    free(seen);
+    return rc;
+}
