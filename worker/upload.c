@@ -64,6 +64,7 @@ struct upload {
     bool             recheck_mac;
     bool             job_pending;
     bool             opening;       /* sess_open in flight */
+    bool             counted;       /* in the uploads-in-progress gauge */
     time_t           started;
     enum auth_variant variant;
     char             query[AUTH_QUERY_MAX + 1];
@@ -75,6 +76,16 @@ struct upload {
 
 /* ---- shared helpers ------------------------------------------------------ */
 
+/* Leave the gauge before answering: the client may ask /metrics on
+ * another worker the moment it has the answer. */
+static void
+uncount(struct upload *up)
+{
+    if (up->counted)
+        up->w->slot->uploads--;
+    up->counted = false;
+}
+
 static void
 upload_free(struct upload *up, bool discard)
 {
@@ -84,7 +95,7 @@ upload_free(struct upload *up, bool discard)
         store_staging_discard(up->w->staging_fd, up->staging);
     if (up->sess)
         sess_detach(up->sess);     /* keeps what arrived */
-    up->w->slot->uploads--;
+    uncount(up);
     free(up);
 }
 
@@ -354,6 +365,7 @@ static void
 finish_request(struct upload *up, int status)
 {
     struct conn *c = up->c;
+    uncount(up);
     if (c) {
         c->up = NULL;
         if (conn_alive(c)) {
@@ -477,6 +489,7 @@ upload_begin(struct conn *c, struct http_request *req)
     up->c = c;
     up->expected = req->chunked ? -1 : req->content_length;
     up->started = time(NULL);
+    up->counted = true;
     c->w->slot->uploads++;
 
     if ((status = parse_common(c, req, up, &why)) != 0
@@ -615,6 +628,7 @@ upload_complete(struct conn *c)
     if (up->mode == MODE_DISCARD) {
         c->up = NULL;
         up->c = NULL;
+        uncount(up);
         respond_status(c, up, 200);
         upload_free(up, true);
         return 0;
