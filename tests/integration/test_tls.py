@@ -73,7 +73,7 @@ def test_https_round_trip():
             assert r.status == 201, r
             out = os.path.join(d.files, "got-%d" % size)
             open(out, "wb").close()     # curl writes no file for 0 bytes
-            r = hfs.curl("-k", "-o", out, d.https(path))
+            r = hfs.curl("-k", d.https(path), out=out)
             assert r.status == 200, r
             assert hfs.sha256_file(out) == digest
         # A range over TLS, through the buffered (non-sendfile) path.
