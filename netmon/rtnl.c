@@ -303,6 +303,13 @@ rtnl_decode(const void *buf, size_t len, struct rtnl_event *ev_out,
     /* mnl_nlmsg_ok compares (int)nlmsg_len, so a length with the top bit
      * set passes as negative; the unsigned check closes that hole. */
     while (mnl_nlmsg_ok(nlh, left) && nlh->nlmsg_len <= (uint32_t)left) {
+        /* libmnl bounds attributes by the aligned length; an unaligned one
+         * would let the last attribute end past the buffer. The kernel
+         * always sends aligned lengths. */
+        if (nlh->nlmsg_len % NLMSG_ALIGNTO != 0) {
+            *nev_r = o.n;
+            return bad();
+        }
         if (decode_one(nlh, &o) < 0) {
             *nev_r = o.n;
             return -1;

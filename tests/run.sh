@@ -12,6 +12,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
 suites=("unit:$BUILD/unit-tests")
+suites+=("fuzz:bash tests/fuzz/regress.sh")
 for f in tests/integration/test_*.py; do
   [ -e "$f" ] && suites+=("$(basename "$f" .py):python3 tests/integration/runner.py $f")
 done

@@ -74,6 +74,11 @@ on_header_field(http_parser *p, const char *at, size_t len)
     struct http_in *in = from(p);
     struct http_request *r = &in->req;
 
+    /* Chunked trailers come through the same callbacks after the head was
+     * handed over: they are discarded, never merged into the request. */
+    if (r->target != NULL)
+        return 0;
+
     if (in->field_state != IN_NAME) {
         if (terminate(in) < 0)   /* end of the target or previous value */
             return -1;
@@ -92,6 +97,16 @@ static int
 on_header_value(http_parser *p, const char *at, size_t len)
 {
     struct http_in *in = from(p);
+
+    if (in->req.target != NULL)      /* a trailer: see on_header_field */
+        return 0;
+    /* http_parser checks every byte of a value but the first; a NUL there
+     * would cut the C string the owner reads (RFC 9110 5.5). */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)at[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return fail(in, 400, "control byte in a header value");
+    }
     struct http_header *h = &in->req.headers[in->req.nheaders - 1];
 
     if (in->field_state != IN_VALUE) {
