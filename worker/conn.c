@@ -362,6 +362,8 @@ add_cors(struct conn *c, struct http_head *h)
     http_head_add(h, "Access-Control-Expose-Headers",
                   "ETag, Content-Range, Content-Length, Location, "
                   "Upload-Offset, Upload-Length, Upload-Expires, "
+                  "Upload-Metadata, Upload-Defer-Length, "
+                  "Tus-Checksum-Algorithm, "
                   "Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, "
                   "X-Upload-Ranges, Retry-After");
 }
