@@ -63,7 +63,7 @@ struct entry {
     uint32_t          proto;
     uint64_t          seq;              /* bumped by every change */
     uint64_t          size, chunk_size;
-    int64_t           created, last_active;
+    int64_t           created, last_active, expires;
     int64_t           owner_deadline;   /* CREATING / COMPLETING */
     int32_t           owner_pid;
     uint32_t          lease_ids;
@@ -452,6 +452,7 @@ fill_view(const struct entry *e, struct shm_view *v)
     v->nleases = nleases(e);
     v->created = e->created;
     v->last_active = e->last_active;
+    v->expires = e->expires;
 }
 
 
@@ -505,6 +506,7 @@ init_entry(struct entry *e, const struct shm_session *s, int64_t now,
     e->size = s->size;
     e->chunk_size = s->chunk_size;
     e->created = e->last_active = now;
+    e->expires = s->expires;
     e->owner_pid = self;
     e->owner_deadline = deadline;
     clear_leases(e);
@@ -1106,7 +1108,8 @@ sweep(struct shm_table *t, struct entry *e, int64_t now, int64_t timeout)
     begin(e, INTENT_STATE);
     drop_expired_leases(e, now);
     if ((e->state == SHM_ACTIVE || e->state == SHM_DONE) && nleases(e) == 0
-        && e->last_active <= now - timeout)
+        && (e->last_active <= now - timeout
+            || (e->expires != 0 && e->expires <= now)))
     {
         if (e->state == SHM_ACTIVE)
             count(&t->h->expired);

@@ -64,6 +64,7 @@ struct shm_session {
     uint64_t size;                      /* total, or SHM_SIZE_UNKNOWN */
     uint64_t chunk_size;                /* nominal, 0 if none */
     uint32_t proto;                     /* caller's code (manifest_proto) */
+    int64_t  expires;                   /* absolute end of the session, or 0 */
 };
 
 /* A snapshot taken under the entry lock. */
@@ -74,7 +75,7 @@ struct shm_view {
     uint64_t       prefix;              /* contiguous from 0: Upload-Offset */
     uint64_t       held;                /* total bytes held */
     uint32_t       nranges, nleases;
-    int64_t        created, last_active;
+    int64_t        created, last_active, expires;
     pid_t          pid;                 /* BUSY / TIMEOUT: who is in the way */
 };
 
@@ -170,7 +171,8 @@ int  shm_table_abort(struct shm_table *t, struct shm_ref ref,
 int  shm_table_remove(struct shm_table *t, struct shm_ref ref,
                       char *err, size_t errlen);
 
-/* Janitor: dooms sessions idle for `timeout` seconds, drops leases and
+/* Janitor: dooms sessions idle for `timeout` seconds or past their
+ * `expires` (once no write is in progress), drops leases and
  * CREATING/COMPLETING claims past their deadline, then calls fn for every
  * doomed entry and frees those fn accepts. Returns entries freed, or -1. */
 int  shm_table_expire_scan(struct shm_table *t, int64_t now, int64_t timeout,

@@ -301,6 +301,7 @@ dec_payload(int type, const unsigned char *p, size_t len,
     r->type = (enum manifest_type)type;
     switch (type) {
     case MANIFEST_HEADER:
+        memset(&r->u.header, 0, sizeof(r->u.header));
         dec_header(&d, &r->u.header);
         break;
     case MANIFEST_CHUNK:
@@ -423,7 +424,7 @@ scan(struct manifest *m, uint64_t from, manifest_record_fn fn, void *arg,
     int                     rc = 0;
 
     rd.buf = malloc(READ_BUF);
-    r = malloc(sizeof(*r));
+    r = calloc(1, sizeof(*r));
     if (rd.buf == NULL || r == NULL) {
         rc = fail(err, errlen, ENOMEM, "manifest %.8s: out of memory", m->hex);
         goto done;
@@ -548,8 +549,11 @@ static size_t
 encode_one(unsigned char *buf, size_t cap, const struct rec_src *s,
            uint64_t seq)
 {
-    struct enc e = { buf + REC_HDR, 0, cap - REC_HDR - REC_TRAILER, 0 };
+    struct enc e = { buf + REC_HDR, 0, 0, 0 };
 
+    if (cap < REC_HDR + REC_TRAILER)
+        return 0;
+    e.cap = cap - REC_HDR - REC_TRAILER;
     switch (s->type) {
     case MANIFEST_HEADER:
         enc_header(&e, s->header);
@@ -580,13 +584,14 @@ append(struct manifest *m, const struct rec_src *s, size_t n,
        char *err, size_t errlen)
 {
     unsigned char *buf;
-    size_t         len = 0;
+    size_t         len = 0, cap;
     int            rc = -1;
 
     if (m->failed)
         return fail(err, errlen, EIO, "manifest %.8s: an earlier write or "
                     "sync failed; session must be aborted", m->hex);
-    buf = malloc(n * REC_MAX);
+    cap = REC_MAX + n * (REC_HDR + CHUNK_PAYLOAD + REC_TRAILER);
+    buf = malloc(cap);
     if (buf == NULL)
         return fail(err, errlen, ENOMEM, "manifest %.8s: out of memory",
                     m->hex);
@@ -604,7 +609,8 @@ append(struct manifest *m, const struct rec_src *s, size_t n,
         goto unlock;
     }
     for (size_t i = 0; i < n; i++) {
-        size_t k = encode_one(buf + len, REC_MAX, &s[i], m->valid_end + len);
+        size_t k = encode_one(buf + len, cap - len, &s[i],
+                              m->valid_end + len);
         if (k == 0) {
             fail(err, errlen, EINVAL, "manifest %.8s: record field too long",
                  m->hex);
@@ -656,7 +662,8 @@ manifest_append_chunks(struct manifest *m, const struct manifest_chunk *c,
         s[i].chunk = &c[i];
     }
     if (m->failed)
-        return append(m, s, n, err, errlen);
+        return fail(err, errlen, EIO, "manifest %.8s: an earlier write or "
+                    "sync failed", m->hex);
     /* The bytes must be durable before the record that vouches for them. */
     if (fdatasync(m->datafd) < 0) {
         m->failed = 1;
@@ -872,6 +879,43 @@ manifest_load(struct manifest *m, int flags, struct manifest_state *st,
 }
 
 
+struct find_ctx {
+    uint64_t               offset, length;
+    struct manifest_chunk *out;
+};
+
+
+static int
+find_record(const struct manifest_record *r, void *arg)
+{
+    struct find_ctx *f = arg;
+
+    if (r->type != MANIFEST_CHUNK || r->u.chunk.offset != f->offset
+        || r->u.chunk.length != f->length)
+        return 0;
+    *f->out = r->u.chunk;
+    return 1;
+}
+
+
+int
+manifest_find_chunk(struct manifest *m, uint64_t offset, uint64_t length,
+                    struct manifest_chunk *c, char *err, size_t errlen)
+{
+    struct find_ctx f = { offset, length, c };
+    int             rc = manifest_replay(m, 0, find_record, &f, NULL, err,
+                                         errlen);
+
+    if (rc == 1)
+        return 0;
+    if (rc == 0)
+        return fail(err, errlen, ENOENT, "manifest %.8s: no chunk at %llu+%llu",
+                    m->hex, (unsigned long long)offset,
+                    (unsigned long long)length);
+    return -1;
+}
+
+
 void
 manifest_key_hex(const uint8_t key[MANIFEST_KEY_LEN],
                  char hex[MANIFEST_KEY_HEXLEN + 1])
@@ -1043,7 +1087,7 @@ create_files(struct manifest *m, const struct manifest_header *h,
 
     if ((len = encode_one(buf, sizeof(buf), &s, 0)) == 0)
         return fail(err, errlen, EINVAL, "manifest %.8s: header field too "
-                    "long or bad protocol", m->hex);
+                    "long", m->hex);
     m->datafd = openat(m->dfd, "data", flags, 0600);
     if (m->datafd < 0)
         return fail(err, errlen, errno, "manifest %.8s: create data: %s",
@@ -1078,6 +1122,9 @@ manifest_create(int staging_fd, const uint8_t key[MANIFEST_KEY_LEN],
     int              fanfd, saved;
 
     key_names(key, fan, hex);
+    if (h->proto < MANIFEST_PROTO_CHUNKED || h->proto > MANIFEST_PROTO_PUT)
+        return fail(err, errlen, EINVAL, "manifest %.8s: bad protocol %d",
+                    hex, h->proto);
     if ((m = handle_new(hex)) == NULL)
         return fail(err, errlen, ENOMEM, "manifest: out of memory");
     if ((fanfd = open_fan(staging_fd, fan, err, errlen)) < 0) {

@@ -109,7 +109,9 @@ void manifest_key_hex(const uint8_t key[MANIFEST_KEY_LEN],
 int  manifest_create(int staging_fd, const uint8_t key[MANIFEST_KEY_LEN],
                      const struct manifest_header *h, struct manifest **m_r,
                      char *err, size_t errlen);
-/* Opens an existing session for appending and reading; ENOENT if none. */
+/* Opens an existing session for appending and reading. ENOENT if the
+ * manifest or the data file is missing; the latter means store_publish
+ * consumed the data (published before COMPLETE was written): remove it. */
 int  manifest_open(int staging_fd, const uint8_t key[MANIFEST_KEY_LEN],
                    struct manifest **m_r, char *err, size_t errlen);
 void manifest_close(struct manifest *m);
@@ -151,6 +153,11 @@ int  manifest_replay(struct manifest *m, int flags, manifest_record_fn fn,
  * acknowledged and may be removed. */
 int  manifest_load(struct manifest *m, int flags, struct manifest_state *st,
                    char *err, size_t errlen);
+
+/* The CHUNK record for exactly [offset, offset + length): 0 and *c, or -1
+ * with ENOENT. For a duplicate chunk: compare its CRC, then ack or 409. */
+int  manifest_find_chunk(struct manifest *m, uint64_t offset, uint64_t length,
+                         struct manifest_chunk *c, char *err, size_t errlen);
 
 /* Removes the session directory (manifest first) and fsyncs its parent.
  * Removing a missing session succeeds. */
