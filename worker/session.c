@@ -55,6 +55,8 @@ struct sess {
     uint64_t               job_from, job_to;
     uint32_t               job_crc;
     int                    job_rc, job_errno, publish_rc;
+    bool                   expect_sha;
+    uint8_t                sha_expected[32];
     char                   err[256];
 
     sess_cb               *cb;
@@ -87,6 +89,13 @@ sess_new(struct worker *w, const uint8_t key[MANIFEST_KEY_LEN],
     s->job.work = job_work;
     s->job.done = job_done;
     return s;
+}
+
+void
+sess_expect_sha256(struct sess *s, const uint8_t sha[32])
+{
+    s->expect_sha = true;
+    memcpy(s->sha_expected, sha, 32);
 }
 
 const struct manifest_header *
@@ -205,10 +214,32 @@ out:
     return rc;
 }
 
+/* The digest the client announced: on this request, or kept in the
+ * session's HEADER (meta "sha256=<hex>") from the request that created it. */
+static bool
+expected_sha(const struct sess *s, uint8_t out[32])
+{
+    if (s->expect_sha) {
+        memcpy(out, s->sha_expected, 32);
+        return true;
+    }
+    if (s->hdr.proto == MANIFEST_PROTO_TUS
+        || strncmp(s->hdr.meta, "sha256=", 7) != 0
+        || strlen(s->hdr.meta) != 7 + 64)
+        return false;
+    for (int i = 0; i < 32; i++) {
+        unsigned v;
+        if (sscanf(s->hdr.meta + 7 + 2 * i, "%2x", &v) != 1)
+            return false;
+        out[i] = (uint8_t)v;
+    }
+    return true;
+}
+
 static void
 publish(struct sess *s)
 {
-    uint8_t sha[32];
+    uint8_t sha[32], want[32];
     int dfd = session_dir(s), data = manifest_data_fd(s->m);
 
     s->publish_rc = STORE_PUBLISH_ERROR;
@@ -216,6 +247,16 @@ publish(struct sess *s)
         s->job_errno = errno;
         snprintf(s->err, sizeof(s->err), "reading the session: %s",
                  strerror(errno));
+        goto out;
+    }
+    if (expected_sha(s, want) && memcmp(want, sha, 32) != 0) {
+        /* Whatever went wrong, these bytes are not the client's file:
+         * publish nothing and drop the session so the client restarts. */
+        char err[256];
+        s->publish_rc = SESS_DIGEST_MISMATCH;
+        manifest_append_abort(s->m, "SHA-256 does not match the client's",
+                              err, sizeof(err));
+        manifest_remove(s->w->staging_fd, s->key, err, sizeof(err));
         goto out;
     }
     s->publish_rc = store_publish(dfd, "data", data, s->w->root_fd,
@@ -590,6 +631,12 @@ publish_done(struct sess *s)
     case STORE_PUBLISHED:        status = 201; break;
     case STORE_IDENTICAL_EXISTS: status = 200; break;
     case STORE_CONFLICT:         status = 409; to = SHM_DOOMED; break;
+    case SESS_DIGEST_MISMATCH:
+        log_warn("session %s: SHA-256 mismatch, session dropped",
+                 s->hdr.path);
+        status = 460;
+        to = SHM_DOOMED;
+        break;
     default:
         log_error("session %s: publish: %s", s->hdr.path, s->err);
         status = s->job_errno == ENOSPC || s->job_errno == EDQUOT ? 507 : 500;

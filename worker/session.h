@@ -28,6 +28,7 @@ typedef void sess_cb(struct sess *s, int rc, void *arg);
 /* What sess_lease found. */
 #define SESS_LEASED  0
 #define SESS_HELD    1      /* the whole range is already durable */
+#define SESS_DIGEST_MISMATCH (-100)   /* internal publish result */
 
 struct sess *sess_new(struct worker *w, const uint8_t key[MANIFEST_KEY_LEN],
                       const struct manifest_header *h);
@@ -74,6 +75,10 @@ void sess_set_size(struct sess *s, uint64_t size, sess_cb *cb, void *arg);
 /* tus termination: abort and remove the session; cb rc 204 or 500. The
  * caller frees with sess_free afterwards. */
 void sess_terminate(struct sess *s, sess_cb *cb, void *arg);
+/* The whole file's SHA-256 as the client announced it (X-Content-SHA256,
+ * Digest, Repr-Digest): checked before publishing; a mismatch answers 460
+ * and drops the session. */
+void sess_expect_sha256(struct sess *s, const uint8_t sha[32]);
 /* Free after sess_open failed or when nothing was leased or written. */
 void sess_free(struct sess *s);
 const struct manifest_header *sess_header(const struct sess *s);

@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <openssl/evp.h>
 
 #include "lib/auth/auth.h"
 #include "lib/conf/conf.h"
@@ -70,6 +71,8 @@ struct upload {
     char             query[AUTH_QUERY_MAX + 1];
     char             content_type[256];
     char             session_id[SESSION_ID_MAX + 1];
+    bool             has_sha;       /* the client announced the SHA-256 */
+    uint8_t          sha[32];
     int              result, result_errno;
     char             err[256];
 };
@@ -143,6 +146,54 @@ session_id_valid(const char *id)
     return true;
 }
 
+static int
+b64_sha256(const char *v, size_t n, uint8_t out[32])
+{
+    unsigned char buf[64];
+    if (n != 44 || EVP_DecodeBlock(buf, (const unsigned char *)v, 44) != 33)
+        return -1;     /* 32 bytes and one byte of '=' padding */
+    memcpy(out, buf, 32);
+    return 0;
+}
+
+/* X-Content-SHA256: <hex>, Digest: SHA-256=<base64> (RFC 3230) or
+ * Repr-Digest: sha-256=:<base64>: (RFC 9530). 0 none, 1 found, -1 bad. */
+static int
+parse_digest(struct http_request *req, uint8_t out[32])
+{
+    const char *v;
+    if ((v = http_header_get(req, "X-Content-SHA256")) != NULL) {
+        if (strlen(v) != 64)
+            return -1;
+        for (int i = 0; i < 32; i++) {
+            unsigned x;
+            if (!isxdigit((unsigned char)v[2 * i])
+                || !isxdigit((unsigned char)v[2 * i + 1])
+                || sscanf(v + 2 * i, "%2x", &x) != 1)
+                return -1;
+            out[i] = (uint8_t)x;
+        }
+        return 1;
+    }
+    if ((v = http_header_get(req, "Repr-Digest")) != NULL) {
+        const char *p = strcasestr(v, "sha-256=:");
+        if (p == NULL)
+            return 0;          /* only other algorithms: nothing to check */
+        p += 9;
+        const char *e = strchr(p, ':');
+        return e && b64_sha256(p, (size_t)(e - p), out) == 0 ? 1 : -1;
+    }
+    if ((v = http_header_get(req, "Digest")) != NULL) {
+        const char *p = strcasestr(v, "sha-256=");
+        if (p == NULL)
+            return 0;
+        p += 8;
+        size_t n = strcspn(p, ", ");
+        return b64_sha256(p, n, out) == 0 ? 1 : -1;
+    }
+    return 0;
+}
+
 /* Common head checks: path, query, content type. 0 or a status. */
 static int
 parse_common(struct conn *c, struct http_request *req, struct upload *up,
@@ -168,6 +219,13 @@ parse_common(struct conn *c, struct http_request *req, struct upload *up,
         return 400;
     }
     snprintf(up->content_type, sizeof(up->content_type), "%s", ct ? ct : "");
+    int d = parse_digest(req, up->sha);
+    if (d < 0) {
+        *why = "X-Content-SHA256 must be 64 hex digits; Digest/Repr-Digest "
+               "sha-256 must be base64 of 32 bytes";
+        return 400;
+    }
+    up->has_sha = d == 1;
     return 0;
 }
 
@@ -293,10 +351,38 @@ open_staging(struct upload *up, const char **why)
     return 0;
 }
 
+static int
+fd_sha256(int fd, uint64_t size, uint8_t out[32])
+{
+    static __thread char buf[128 * 1024];
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    uint64_t off = 0;
+    int rc = -1;
+    if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+        goto out;
+    while (off < size) {
+        ssize_t n = pread(fd, buf, sizeof(buf), (off_t)off);
+        if (n <= 0)
+            goto out;
+        EVP_DigestUpdate(ctx, buf, (size_t)n);
+        off += (uint64_t)n;
+    }
+    rc = EVP_DigestFinal_ex(ctx, out, NULL) == 1 ? 0 : -1;
+out:
+    EVP_MD_CTX_free(ctx);
+    return rc;
+}
+
 static void
 staging_publish_work(struct sync_job *job)
 {
     struct upload *up = (struct upload *)job;
+    uint8_t sha[32];
+    if (up->has_sha && (fd_sha256(up->fd, up->received, sha) < 0
+                        || memcmp(sha, up->sha, 32) != 0)) {
+        up->result = SESS_DIGEST_MISMATCH;
+        return;
+    }
     up->result = store_publish(up->w->staging_fd, up->staging, up->fd,
                                up->w->root_fd, up->rel, up->err,
                                sizeof(up->err));
@@ -310,6 +396,7 @@ publish_status(int result, int err_no)
     case STORE_PUBLISHED:        return 201;
     case STORE_IDENTICAL_EXISTS: return 200;
     case STORE_CONFLICT:         return 409;
+    case SESS_DIGEST_MISMATCH:   return 460;
     default: return err_no == ENOSPC || err_no == EDQUOT ? 507 : 500;
     }
 }
@@ -333,6 +420,9 @@ respond_status(struct conn *c, struct upload *up, int status)
                            "path\n"); break;
     case 507: n = snprintf(body, sizeof(body),
                            "507 Insufficient Storage\n"); break;
+    case 460: n = snprintf(body, sizeof(body),
+                           "460 Checksum Mismatch: the SHA-256 of the received "
+                           "file is not the one announced\n"); break;
     default:  n = snprintf(body, sizeof(body), "%d %s\n", status,
                            http_status_text(status));
     }
@@ -457,11 +547,18 @@ begin_session(struct conn *c, struct upload *up)
     snprintf(h.id, sizeof(h.id), "%s", up->session_id);
     memcpy(h.path, up->rel, up->rel_len + 1);
     snprintf(h.ctype, sizeof(h.ctype), "%s", up->content_type);
+    if (up->has_sha) {       /* kept for whichever request completes it */
+        memcpy(h.meta, "sha256=", 7);
+        for (int i = 0; i < 32; i++)
+            snprintf(h.meta + 7 + 2 * i, 3, "%02x", up->sha[i]);
+    }
     manifest_key(up->session_id, strlen(up->session_id), up->rel,
                  up->rel_len, key);
     up->sess = sess_new(c->w, key, &h);
     if (up->sess == NULL)
         return 503;
+    if (up->has_sha)
+        sess_expect_sha256(up->sess, up->sha);
     up->mode = MODE_SESSION;
     /* Claiming may create a manifest (fsync): off the loop, with the
      * parser paused until we know where the body goes. */
@@ -597,6 +694,8 @@ staging_publish_done(struct sync_job *job)
                  (unsigned long long)up->received,
                  status == 200 ? ", identical" : "");
         up->staging[0] = '\0';      /* consumed by the publish */
+    } else if (status == 460) {
+        log_warn("%s: SHA-256 mismatch, not stored", up->rel);
     } else if (status != 409) {
         log_error("publish %s: %s", up->rel, up->err);
     }
