@@ -16,7 +16,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +25,7 @@
 #include "lib/conf/conf.h"
 #include "lib/store/publish.h"
 #include "lib/util/crc32c.h"
+#include "lib/util/digest.h"
 #include "lib/util/log.h"
 #include "worker/conn.h"
 #include "worker/pause.h"
@@ -192,28 +192,6 @@ session_dir(struct sess *s)
                   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 
-static int
-file_sha256(int fd, uint64_t size, uint8_t out[32])
-{
-    static __thread char buf[256 * 1024];
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    uint64_t off = 0;
-    int rc = -1;
-    if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
-        goto out;
-    while (off < size) {
-        ssize_t n = pread(fd, buf, sizeof(buf), (off_t)off);
-        if (n <= 0)
-            goto out;
-        EVP_DigestUpdate(ctx, buf, (size_t)n);
-        off += (uint64_t)n;
-    }
-    rc = EVP_DigestFinal_ex(ctx, out, NULL) == 1 ? 0 : -1;
-out:
-    EVP_MD_CTX_free(ctx);
-    return rc;
-}
-
 /* The digest the client announced: on this request, or kept in the
  * session's HEADER (meta "sha256=<hex>") from the request that created it. */
 static bool
@@ -243,7 +221,7 @@ publish(struct sess *s)
     int dfd = session_dir(s), data = manifest_data_fd(s->m);
 
     s->publish_rc = STORE_PUBLISH_ERROR;
-    if (dfd < 0 || file_sha256(data, s->hdr.size, sha) < 0) {
+    if (dfd < 0 || digest_sha256_fd(data, s->hdr.size, sha) < 0) {
         s->job_errno = errno;
         snprintf(s->err, sizeof(s->err), "reading the session: %s",
                  strerror(errno));

@@ -38,6 +38,7 @@
 #include "lib/http/response.h"
 #include "lib/store/manifest.h"
 #include "lib/store/path.h"
+#include "lib/util/decimal.h"
 #include "lib/util/log.h"
 #include "shm/stats.h"
 #include "worker/conn.h"
@@ -225,15 +226,7 @@ after_head_call(struct tus *t, struct conn *c)
 static int
 parse_u64(const char *v, uint64_t *out)
 {
-    char *end;
-    if (v == NULL || !isdigit((unsigned char)*v) || strlen(v) > 19)
-        return -1;
-    errno = 0;
-    unsigned long long n = strtoull(v, &end, 10);
-    if (errno || *end != '\0' || n > (unsigned long long)INT64_MAX)
-        return -1;
-    *out = n;
-    return 0;
+    return decimal_parse(v, INT64_MAX, out);
 }
 
 static bool
@@ -647,25 +640,33 @@ patch_ready(struct tus *t)
     resume(t);
 }
 
+/* After sess_open on an upload resource: is it a live tus upload? If not,
+ * the request has been answered (404, 410 or the open's own status). */
+static bool
+usable(struct tus *t, int rc, bool body_unread, struct shm_view *v)
+{
+    if (rc != 0 || sess_view(t->sess, v) < 0
+        || v->proto != MANIFEST_PROTO_TUS) {
+        fail(t, rc == 0 || rc == 404 ? 404 : rc, body_unread, "%s",
+             rc == 0 || rc == 404 ? "no such upload"
+                                  : "cannot open the upload");
+        return false;
+    }
+    if (v->state == SHM_DOOMED) {
+        fail(t, 410, body_unread, "upload expired or terminated");
+        return false;
+    }
+    return true;
+}
+
 static void
 opened(struct sess *s, int rc, void *arg)
 {
     struct tus *t = arg;
     struct shm_view v;
     (void)s;
-    if (!still_wanted(t))
+    if (!still_wanted(t) || !usable(t, rc, true, &v))
         return;
-    if (rc != 0 || sess_view(t->sess, &v) < 0
-        || v.proto != MANIFEST_PROTO_TUS) {
-        fail(t, rc == 0 || rc == 404 ? 404 : rc, true, "%s",
-             rc == 0 || rc == 404 ? "no such upload"
-                                  : "cannot open the upload");
-        return;
-    }
-    if (v.state == SHM_DOOMED) {
-        fail(t, 410, true, "upload expired or terminated");
-        return;
-    }
     uint64_t offset = v.state == SHM_DONE ? v.size : v.prefix;
     if (v.state != SHM_DONE && v.state != SHM_ACTIVE) {
         fail(t, 409, true, "upload is busy (being created or completed); "
@@ -946,19 +947,8 @@ status_opened(struct sess *s, int rc, void *arg)
     struct tus *t = arg;
     struct shm_view v;
     (void)s;
-    if (!still_wanted(t))
+    if (!still_wanted(t) || !usable(t, rc, false, &v))
         return;
-    if (rc != 0 || sess_view(t->sess, &v) < 0
-        || v.proto != MANIFEST_PROTO_TUS) {
-        fail(t, rc == 0 || rc == 404 ? 404 : rc, false, "%s",
-             rc == 0 || rc == 404 ? "no such upload"
-                                  : "cannot open the upload");
-        return;
-    }
-    if (v.state == SHM_DOOMED) {
-        fail(t, 410, false, "upload expired or terminated");
-        return;
-    }
     /* All bytes held but not published (a publication that failed, or a
      * client that stopped before its last answer): finish now, or the
      * client would see offset == length and never come back. */

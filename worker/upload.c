@@ -33,6 +33,7 @@
 #include "lib/store/manifest.h"
 #include "lib/store/path.h"
 #include "lib/store/publish.h"
+#include "lib/util/digest.h"
 #include "lib/util/log.h"
 #include "shm/stats.h"
 #include "worker/conn.h"
@@ -351,34 +352,12 @@ open_staging(struct upload *up, const char **why)
     return 0;
 }
 
-static int
-fd_sha256(int fd, uint64_t size, uint8_t out[32])
-{
-    static __thread char buf[128 * 1024];
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    uint64_t off = 0;
-    int rc = -1;
-    if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
-        goto out;
-    while (off < size) {
-        ssize_t n = pread(fd, buf, sizeof(buf), (off_t)off);
-        if (n <= 0)
-            goto out;
-        EVP_DigestUpdate(ctx, buf, (size_t)n);
-        off += (uint64_t)n;
-    }
-    rc = EVP_DigestFinal_ex(ctx, out, NULL) == 1 ? 0 : -1;
-out:
-    EVP_MD_CTX_free(ctx);
-    return rc;
-}
-
 static void
 staging_publish_work(struct sync_job *job)
 {
     struct upload *up = (struct upload *)job;
     uint8_t sha[32];
-    if (up->has_sha && (fd_sha256(up->fd, up->received, sha) < 0
+    if (up->has_sha && (digest_sha256_fd(up->fd, up->received, sha) < 0
                         || memcmp(sha, up->sha, 32) != 0)) {
         up->result = SESS_DIGEST_MISMATCH;
         return;

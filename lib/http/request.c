@@ -12,6 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/util/decimal.h"
+
 static int
 fail(struct http_in *in, int status, const char *reason)
 {
@@ -121,20 +123,6 @@ on_header_value(http_parser *p, const char *at, size_t len)
 }
 
 static int
-parse_content_length(const char *v, int64_t *out)
-{
-    char *end;
-    if (!isdigit((unsigned char)*v))
-        return -1;
-    errno = 0;
-    unsigned long long n = strtoull(v, &end, 10);
-    if (errno || *end != '\0' || n > (unsigned long long)INT64_MAX)
-        return -1;
-    *out = (int64_t)n;
-    return 0;
-}
-
-static int
 on_headers_complete(http_parser *p)
 {
     struct http_in *in = from(p);
@@ -151,8 +139,11 @@ on_headers_complete(http_parser *p)
     r->keepalive = http_should_keep_alive(p) != 0;
 
     const char *cl = http_header_get(r, "Content-Length");
-    if (cl && parse_content_length(cl, &r->content_length) < 0)
+    uint64_t n;
+    if (cl && decimal_parse(cl, INT64_MAX, &n) < 0)
         return fail(in, 400, "invalid Content-Length");
+    if (cl)
+        r->content_length = (int64_t)n;
     if (cl && r->chunked)   /* RFC 9112 6.3: a smuggling vector; refuse */
         return fail(in, 400, "both Content-Length and chunked");
     const char *te = http_header_get(r, "Transfer-Encoding");

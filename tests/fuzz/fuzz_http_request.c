@@ -1,6 +1,6 @@
 /* fuzz_http_request: lib/http/request.c, the HTTP/1.1 request glue.
  *
- * fuzz-sources: lib/http/request.c
+ * fuzz-sources: lib/http/request.c lib/util/decimal.c
  * fuzz-libs:    -lhttp_parser
  * fuzz-args:    -max_len=24576
  *
