@@ -141,16 +141,17 @@ master_reload(struct master *m)
     for (int i = 0; i < MASTER_MAX_CHILDREN; i++)
         if (m->children[i].pid && !m->children[i].netmon)
             m->children[i].retiring = true;
-    m->conf = next;
-    m->generation++;
-    m->stats->config_generation++;
-    m->stats->last_reload_ok = 1;
-
+    /* Compared before the new configuration replaces the old one. */
     bool netmon_changed =
         next.networkchangedetection != m->conf.networkchangedetection
         || next.reconnectdelay != m->conf.reconnectdelay
         || next.nlisten != m->conf.nlisten
         || memcmp(next.listen, m->conf.listen, sizeof(next.listen)) != 0;
+    m->conf = next;
+    m->generation++;
+    m->stats->config_generation++;
+    m->stats->last_reload_ok = 1;
+
     void *old_tls = m->tls_ctx;
     m->tls_ctx = tls_ctx;
     master_start_generation(m);

@@ -127,6 +127,7 @@ conn_accept(struct worker *w, int lfd, bool tls)
         c->state = CONN_IDLE;
         format_peer(&ss, c->peer, sizeof(c->peer));
         c->accepted_ms = loop_now_ms(w->loop);
+        c->method = -1;
         set_deadline(c, w->conf->readtimeout);
         if (loop_add(w->loop, &c->io, EPOLLIN | EPOLLRDHUP) < 0) {
             close(fd);
@@ -438,7 +439,8 @@ conn_resume_body(struct conn *c)
     c->state = CONN_BODY;
     set_deadline(c, c->w->conf->readtimeout);
     loop_set(c->w->loop, &c->io, EPOLLIN | EPOLLRDHUP);
-    process_input(c);
+    if (!c->in_parser)       /* else the parser on the stack goes on */
+        process_input(c);
 }
 
 void
@@ -515,6 +517,7 @@ response_done(struct conn *c)
 {
     end_response(c);
     c->served = true;
+    c->method = -1;      /* no request yet: a 408 next is not a HEAD's */
     if (c->close_after) {
         /* Half-close, then drain what the client still sends (RFC 9112
          * 9.6): closing with unread input would reset the connection and
@@ -784,7 +787,7 @@ process_input(struct conn *c)
                 upload_abort(c);
             if (c->tus)
                 tus_abort(c);
-            c->method = c->in->req.method;
+            c->method = c->in->req.target ? c->in->req.method : -1;
             conn_reject(c, c->in->error_status, c->in->error_reason);
             return;
         }

@@ -34,7 +34,7 @@
 #define LEASE_S          60    /* a silent writer blocks a retry this long */
 #define CREATE_S         30    /* a CREATING claim older than this is dead */
 
-enum job_kind { J_NONE, J_OPEN, J_COMMIT, J_PUBLISH, J_TERMINATE, J_SIZE };
+enum job_kind { J_NONE, J_NOTIFY, J_OPEN, J_COMMIT, J_PUBLISH, J_TERMINATE, J_SIZE };
 
 struct sess {
     struct sync_job        job;
@@ -305,6 +305,7 @@ job_work(struct sync_job *job)
         s->job_rc = manifest_remove(s->w->staging_fd, s->key, s->err,
                                     sizeof(s->err));
         break;
+    case J_NOTIFY:            /* nothing to do off the loop */
     case J_NONE:
         break;
     }
@@ -324,6 +325,16 @@ table_status(int rc)
     case SHM_TABLE_TIMEOUT: return 503;
     default:                return 500;
     }
+}
+
+/* Answer through the loop, never from inside sess_open: the caller is
+ * usually in a parser callback, and an answer given there would re-enter
+ * the parser (or reject a request the parser then goes on reading). */
+static void
+notify(struct sess *s, int rc)
+{
+    s->job_rc = rc;
+    submit(s, J_NOTIFY);
 }
 
 void
@@ -350,13 +361,13 @@ sess_open(struct sess *s, bool create, sess_cb *cb, void *arg)
     if (rc != SHM_TABLE_OK && rc != SHM_TABLE_NEW) {
         if (rc != SHM_TABLE_NOTFOUND)
             log_info("session claim: %s", s->err);
-        finish_cb(s, table_status(rc));
+        notify(s, table_status(rc));
         return;
     }
     s->have_ref = true;
     s->is_new = rc == SHM_TABLE_NEW;
     if (!s->is_new && (v.state == SHM_DONE || v.state == SHM_DOOMED)) {
-        finish_cb(s, 0);       /* nothing on disk to open; caller decides */
+        notify(s, 0);          /* nothing on disk to open; caller decides */
         return;
     }
     submit(s, J_OPEN);
@@ -561,7 +572,10 @@ try_complete(struct sess *s)
                                       now + s->w->conf->writetimeout, &v,
                                       err, sizeof(err));
     if (rc == SHM_TABLE_BUSY) {
-        finish_cb(s, 0);    /* another request is finishing it */
+        /* Being published by another request right now: "stored" would be
+         * a promise the file cannot keep yet, so ask the client to come
+         * back. Otherwise another write is still going: ours is durable. */
+        finish_cb(s, v.state == SHM_COMPLETING ? 503 : 0);
         return;
     }
     if (rc != SHM_TABLE_OK) {
@@ -673,6 +687,7 @@ job_done(struct sync_job *job)
     case J_PUBLISH:   publish_done(s); break;
     case J_TERMINATE: terminate_done(s); break;
     case J_SIZE:      size_done(s); break;
+    case J_NOTIFY:    finish_cb(s, s->job_rc); break;
     case J_NONE:      break;
     }
     if (detached && s->kind == J_NONE) {

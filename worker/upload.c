@@ -420,6 +420,8 @@ respond_status(struct conn *c, struct upload *up, int status)
         }
     }
     http_head_add(&h, "Cache-Control", "no-store");
+    if (status == 503)
+        http_head_add(&h, "Retry-After", "2");
     if (c->method == HTTP_HEAD) {
         http_head_add(&h, "Content-Length", "0");
         conn_respond_head(c, &h, NULL, 0);
@@ -471,7 +473,11 @@ lease_range(struct upload *up)
     }
     rc = sess_lease(up->sess, up->range_a, up->range_b, &up->skip);
     if (rc == SESS_HELD) {
-        up->mode = MODE_DISCARD;       /* a duplicate: idempotent */
+        /* A duplicate: idempotent. Its bytes are dropped, but the request
+         * still finishes the session, which may be fully held and not yet
+         * published (a publication that failed, or a client that lost the
+         * answer to its last chunk). */
+        up->skip = up->range_b - up->range_a;
     } else if (rc != SESS_LEASED) {
         upload_free(up, true);
         c->up = NULL;
