@@ -1070,6 +1070,12 @@ shm_table_complete_end(struct shm_table *t, struct shm_ref ref,
         e->state = to;
         e->owner_pid = 0;
         e->last_active = now;
+        /* A published session is kept only to answer late retries; it must
+         * not hold its slot for the whole idle timeout, or a busy server's
+         * table fills with finished uploads. */
+        if (to == SHM_DONE
+            && (e->expires == 0 || e->expires > now + SHM_DONE_KEEP_S))
+            e->expires = now + SHM_DONE_KEEP_S;
         end(e);
         if (to == SHM_DONE)
             count(&t->h->completed);

@@ -34,6 +34,7 @@
 #define SHM_KEY_LEN      32             /* == MANIFEST_KEY_LEN */
 #define SHM_LEASES       16             /* parallel writes per session */
 #define SHM_SIZE_UNKNOWN UINT64_MAX     /* tus creation-defer-length */
+#define SHM_DONE_KEEP_S  300            /* a published session lingers */
 
 enum shm_state {
     SHM_FREE = 0,
@@ -160,7 +161,8 @@ int  shm_table_unlease(struct shm_table *t, struct shm_ref ref,
 int  shm_table_complete_begin(struct shm_table *t, struct shm_ref ref,
                               int64_t now, int64_t deadline,
                               struct shm_view *v, char *err, size_t errlen);
-/* COMPLETING -> to: SHM_DONE, SHM_ACTIVE (retry later) or SHM_DOOMED. */
+/* COMPLETING -> to: SHM_DONE, SHM_ACTIVE (retry later) or SHM_DOOMED.
+ * A DONE session expires SHM_DONE_KEEP_S after it was published. */
 int  shm_table_complete_end(struct shm_table *t, struct shm_ref ref,
                             enum shm_state to, int64_t now,
                             char *err, size_t errlen);

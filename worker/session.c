@@ -55,6 +55,7 @@ struct sess {
     uint64_t               job_from, job_to;
     uint32_t               job_crc;
     int                    job_rc, job_errno, publish_rc;
+    int                    notify_rc;      /* J_NOTIFY's answer */
     bool                   expect_sha;
     uint8_t                sha_expected[32];
     char                   err[256];
@@ -333,7 +334,7 @@ table_status(int rc)
 static void
 notify(struct sess *s, int rc)
 {
-    s->job_rc = rc;
+    s->notify_rc = rc;
     submit(s, J_NOTIFY);
 }
 
@@ -361,6 +362,8 @@ sess_open(struct sess *s, bool create, sess_cb *cb, void *arg)
     if (rc != SHM_TABLE_OK && rc != SHM_TABLE_NEW) {
         if (rc != SHM_TABLE_NOTFOUND)
             log_info("session claim: %s", s->err);
+        if (rc == SHM_TABLE_FULL)
+            sess_janitor(s->w);   /* free what is due now, not in 30 s */
         notify(s, table_status(rc));
         return;
     }
@@ -639,6 +642,13 @@ publish_done(struct sess *s)
                  (unsigned long long)s->hdr.size);
     shm_table_complete_end(s->w->table, s->ref, to, now_s(), err,
                            sizeof(err));
+    /* A published PUT or chunked session frees its slot at once: a late
+     * retry finds the file itself (upload.c). tus keeps it a while, since
+     * its clients ask the upload resource, not the file. */
+    if (to == SHM_DONE && s->hdr.proto != MANIFEST_PROTO_TUS
+        && shm_table_remove(s->w->table, s->ref, err, sizeof(err))
+           == SHM_TABLE_OK)
+        s->have_ref = false;
     finish_cb(s, status);
 }
 
@@ -687,7 +697,7 @@ job_done(struct sync_job *job)
     case J_PUBLISH:   publish_done(s); break;
     case J_TERMINATE: terminate_done(s); break;
     case J_SIZE:      size_done(s); break;
-    case J_NOTIFY:    finish_cb(s, s->job_rc); break;
+    case J_NOTIFY:    finish_cb(s, s->notify_rc); break;
     case J_NONE:      break;
     }
     if (detached && s->kind == J_NONE) {

@@ -66,6 +66,7 @@ struct upload {
     bool             recheck_mac;
     bool             job_pending;
     bool             opening;       /* sess_open in flight */
+    bool             complete_already;   /* published before this request */
     bool             counted;       /* in the uploads-in-progress gauge */
     time_t           started;
     enum auth_variant variant;
@@ -312,16 +313,20 @@ check_signature(struct upload *up, const char **why)
     return auth_status_code(res.status);
 }
 
+/* Is something already at the final path? *size_r: its size, or -1 when
+ * it is not a regular file we may serve (a directory, a symlink). */
 static bool
-final_exists(struct upload *up)
+final_exists(struct upload *up, int64_t *size_r)
 {
     struct stat st;
     int fd;
     char err[64];
+    *size_r = -1;
     if (store_open_file(up->w->root_fd, up->rel, &fd, &st, err,
                         sizeof(err)) < 0)
-        return errno != ENOENT;   /* a directory or symlink: not ours */
+        return errno != ENOENT;
     close(fd);
+    *size_r = st.st_size;
     return true;
 }
 
@@ -406,7 +411,12 @@ respond_status(struct conn *c, struct upload *up, int status)
                            http_status_text(status));
     }
     conn_head_begin(c, &h, status);
-    if (up->sess) {
+    if (up->complete_already || (status == 201 && up->total > 0)) {
+        http_head_add(&h, "Upload-Offset", "%llu",
+                      (unsigned long long)up->total);
+        http_head_add(&h, "Upload-Length", "%llu",
+                      (unsigned long long)up->total);
+    } else if (up->sess) {
         struct shm_view v;
         char ranges[1024];
         if (sess_view(up->sess, &v) == 0) {
@@ -469,6 +479,12 @@ lease_range(struct upload *up)
     if (sess_view(up->sess, &v) == 0 && v.state == SHM_DONE) {
         up->mode = MODE_DISCARD;       /* a late retry of a finished file */
         resume_body(up);
+        return;
+    }
+    if (v.state == SHM_COMPLETING) {   /* being published right now */
+        upload_free(up, true);
+        c->up = NULL;
+        conn_reject(c, 503, "the file is being published; retry shortly");
         return;
     }
     rc = sess_lease(up->sess, up->range_a, up->range_b, &up->skip);
@@ -587,7 +603,23 @@ upload_begin(struct conn *c, struct http_request *req)
     c->up = up;
     /* Resumable unless the size is unknown, the file is empty, or a file
      * is already there (then the bytes are compared, not resumed). */
-    if (up->total > 0 && (up->chunked_proto || !final_exists(up))) {
+    int64_t have;
+    bool exists = up->total > 0 && final_exists(up, &have);
+    if (exists && up->chunked_proto) {
+        /* A late chunk of a file already published (its answer was lost):
+         * nothing to write, tell the client it is complete. A different
+         * file there cannot become this one. */
+        if (have != up->total) {
+            status = 409;
+            why = "a different file exists at this path";
+            c->up = NULL;
+            goto reject;
+        }
+        up->mode = MODE_DISCARD;
+        up->complete_already = true;
+        return 0;
+    }
+    if (up->total > 0 && !exists) {
         if ((status = begin_session(c, up)) != 0) {
             c->up = NULL;
             why = "out of memory";
@@ -838,7 +870,20 @@ upload_status(struct conn *c, struct http_request *req)
     up.sess = sess_new(c->w, key, &h);
     if (up.sess == NULL || sess_find(up.sess, &v) != 0) {
         sess_free(up.sess);
-        return false;
+        up.sess = NULL;
+        /* No session, but the file is there: finished (a published
+         * session is dropped at once). Answer as complete if the URL is
+         * signed for the file's size. */
+        int64_t have;
+        struct auth_result res;
+        if (!final_exists(&up, &have) || have <= 0
+            || check_auth(&up, have, &res) < 0)
+            return false;
+        up.total = have;
+        up.complete_already = true;
+        up.chunked_proto = true;
+        respond_status(c, &up, 200);
+        return true;
     }
     /* The session's size is what the URL must have signed. */
     struct auth_result res;

@@ -816,6 +816,35 @@ t_reset(void)
 }
 
 
+/* A published session frees its slot SHM_DONE_KEEP_S after completion even
+ * when the idle timeout is a day: otherwise a table of N entries refuses
+ * uploads after N have completed. */
+static void
+t_done_expires_soon(void)
+{
+    struct shm_table *t = table_new(4);
+    struct shm_ref    done;
+    struct shm_view   v;
+    struct expired    x = { .n = 0 };
+
+    done = active(t, "done-soon", 10);
+    CU_ASSERT_EQUAL(put(t, done, 0, 10, &v), 0);
+    CU_ASSERT_EQUAL(shm_table_complete_begin(t, done, NOW, NOW + 9, &v, err,
+                                             sizeof(err)), 0);
+    CU_ASSERT_EQUAL(shm_table_complete_end(t, done, SHM_DONE, NOW, err,
+                                           sizeof(err)), 0);
+    CU_ASSERT_EQUAL(shm_table_expire_scan(t, NOW + SHM_DONE_KEEP_S - 1,
+                                          86400, on_expire, &x, err,
+                                          sizeof(err)), 0);
+    CU_ASSERT_EQUAL(shm_table_view(t, done, &v, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL(v.state, SHM_DONE);
+    CU_ASSERT_EQUAL(shm_table_expire_scan(t, NOW + SHM_DONE_KEEP_S, 86400,
+                                          on_expire, &x, err, sizeof(err)), 1);
+    CU_ASSERT_EQUAL(shm_table_view(t, done, &v, err, sizeof(err)),
+                    SHM_TABLE_GONE);
+    table_free(t);
+}
+
 static CU_TestInfo table_tests[] = {
     { "claim, find, remove", t_claim_find_remove },
     { "session id bound to signed path and size", t_binding },
@@ -826,6 +855,7 @@ static CU_TestInfo table_tests[] = {
     { "offset 0 is never shut out by holes", t_head_reserve },
     { "tus deferred length", t_deferred_size },
     { "expiry scan", t_expire },
+    { "a published session frees its slot soon", t_done_expires_soon },
     { "forget a dead process's leases", t_forget_pid },
     { "attach refuses a foreign layout", t_attach },
     { "2 processes x 10000 updates, none lost", t_concurrent },
