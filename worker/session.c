@@ -772,6 +772,14 @@ sess_set_size(struct sess *s, uint64_t size, sess_cb *cb, void *arg)
 }
 
 void
+sess_abandon(struct sess *s)
+{
+    char err[256];
+    if (s->have_ref)
+        shm_table_abort(s->w->table, s->ref, err, sizeof(err));
+}
+
+void
 sess_terminate(struct sess *s, sess_cb *cb, void *arg)
 {
     char err[256];

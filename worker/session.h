@@ -75,6 +75,9 @@ void sess_set_size(struct sess *s, uint64_t size, sess_cb *cb, void *arg);
 /* tus termination: abort and remove the session; cb rc 204 or 500. The
  * caller frees with sess_free afterwards. */
 void sess_terminate(struct sess *s, sess_cb *cb, void *arg);
+/* The entry outlived its session directory (a worker died after
+ * publishing, before the table heard of it): doom it for the janitor. */
+void sess_abandon(struct sess *s);
 /* The whole file's SHA-256 as the client announced it (X-Content-SHA256,
  * Digest, Repr-Digest): checked before publishing; a mismatch answers 460
  * and drops the session. */

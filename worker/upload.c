@@ -460,6 +460,21 @@ finish_request(struct upload *up, int status)
 
 /* ---- sessions -------------------------------------------------------------- */
 
+/* The session's directory is gone but its table entry was still there:
+ * a worker died between publishing the file and telling the table. If the
+ * file is there with the right size, the upload is complete. */
+static bool
+published_meanwhile(struct upload *up)
+{
+    int64_t have;
+    if (!final_exists(up, &have) || have != up->total)
+        return false;
+    if (up->sess)
+        sess_abandon(up->sess);
+    up->complete_already = true;
+    return true;
+}
+
 static void
 resume_body(struct upload *up)
 {
@@ -515,6 +530,11 @@ opened(struct sess *s, int rc, void *arg)
     up->opening = false;
     if (up->c == NULL || !conn_alive(up->c)) {
         upload_free(up, true);
+        return;
+    }
+    if (rc == 404 && published_meanwhile(up)) {
+        up->mode = MODE_DISCARD;
+        resume_body(up);
         return;
     }
     if (rc != 0) {
@@ -830,6 +850,54 @@ upload_abort(struct conn *c)
     upload_free(up, true);
 }
 
+/* Every byte is held but nothing published it: the request that would
+ * have was cut, or its worker died publishing, or the master restarted in
+ * between. The client asking for status is the natural moment to finish
+ * (tus does the same on HEAD): publish, then answer. */
+static void
+held_finished(struct sess *s, int rc, void *arg)
+{
+    struct upload *up = arg;
+    (void)s;
+    up->job_pending = false;
+    if (rc == 200 || rc == 201)
+        up->complete_already = true;      /* published: offset = size */
+    /* A status answer: 200 with the offsets whatever finishing said,
+     * unless it failed in a way the client must hear about. */
+    finish_request(up, rc == 0 || rc == 200 || rc == 201 ? 200 : rc);
+}
+
+static void
+held_opened(struct sess *s, int rc, void *arg)
+{
+    struct upload *up = arg;
+    up->opening = false;
+    if (up->c == NULL || !conn_alive(up->c) || rc != 0) {
+        up->job_pending = false;
+        if (rc == 404 && published_meanwhile(up))
+            rc = 0;
+        finish_request(up, rc != 0 ? rc : 200);
+        return;
+    }
+    sess_finish(s, held_finished, up);
+}
+
+static bool
+finish_held(struct conn *c, const struct upload *stack)
+{
+    struct upload *up = malloc(sizeof(*up));
+    if (up == NULL)
+        return false;
+    *up = *stack;
+    up->c = c;
+    up->mode = MODE_SESSION;
+    up->opening = true;
+    up->job_pending = true;
+    c->up = up;
+    sess_open(up->sess, false, held_opened, up);
+    return true;
+}
+
 /* HEAD on a signed upload URL (with X-Upload-Session-ID for the chunked
  * protocol): what the server holds durably, so a client resumes without
  * re-sending. Returns false when there is no session (the caller then
@@ -896,6 +964,10 @@ upload_status(struct conn *c, struct http_request *req)
         return true;
     }
     up.chunked_proto = true;
+    up.total = (int64_t)v.size;
+    if (v.state == SHM_ACTIVE && v.size != SHM_SIZE_UNKNOWN
+        && v.prefix == v.size && finish_held(c, &up))
+        return true;
     respond_status(c, &up, 200);
     sess_free(up.sess);
     return true;
