@@ -133,3 +133,24 @@ master_recover(struct master *m, char *err, size_t errlen)
              r.removed, r.broken ? ", some corrupt (see above)" : "");
     return 0;
 }
+
+static int
+remove_doomed(const uint8_t key[SHM_KEY_LEN], void *arg)
+{
+    struct master *m = arg;
+    char err[256];
+    return manifest_remove(m->staging_fd, key, err, sizeof(err)) < 0 ? -1 : 0;
+}
+
+/* After a worker died: the sessions it was creating are doomed; free them
+ * now, or a client retrying the same upload would be told "busy" until the
+ * workers' janitor comes round (up to 30 s). Same rules as the janitor. */
+void
+master_sweep_sessions(struct master *m)
+{
+    char err[256];
+    if (shm_table_expire_scan(m->table, (int64_t)time(NULL),
+                              m->conf.sessiontimeout, remove_doomed, m, err,
+                              sizeof(err)) < 0)
+        log_warn("session sweep: %s", err);
+}

@@ -174,9 +174,12 @@ child_exited(struct master *m, struct child *ch, int status, bool stopping)
     /* Leases and claims of the dead process are void now, so a client
      * retrying its range is not kept waiting for their deadlines. */
     char err[256];
-    if (m->table && shm_table_forget_pid(m->table, ch->pid, err,
-                                         sizeof(err)) < 0)
+    int n = 0;
+    if (m->table && (n = shm_table_forget_pid(m->table, ch->pid, err,
+                                              sizeof(err))) < 0)
         log_warn("session table after worker %d: %s", idx, err);
+    if (n > 0)
+        master_sweep_sessions(m);
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (stopping || ch->retiring)
         log_info("worker %d (pid %d) %s", idx, (int)ch->pid, how);

@@ -543,7 +543,7 @@ opened(struct sess *s, int rc, void *arg)
         upload_free(up, true);
         conn_reject(c, rc, rc == 409 ? "session bound to another size"
                     : rc == 507 ? "not enough free space on the server"
-                    : rc == 503 ? "too many upload sessions; retry shortly"
+                    : rc == 503 ? "session busy (being created or published) or table full; retry shortly"
                     : "cannot open the upload session");
         return;
     }
