@@ -433,30 +433,15 @@ sess_ranges(struct sess *s, char *buf, size_t len)
         ranges_format(&rs, buf, len);
 }
 
-int
-sess_lease(struct sess *s, uint64_t a, uint64_t b, uint64_t *skip_r)
+/* SESS_LEASED (fields set for writing), SHM_TABLE_HELD, or a status. */
+static int
+take_lease(struct sess *s, uint64_t a, uint64_t b, struct shm_view *v)
 {
-    struct shm_table *t = s->w->table;
-    struct shm_view v;
-    struct ranges rs;
-    char err[256];
     int64_t now = now_s();
-
-    *skip_r = 0;
-    /* A retry that overlaps what is already durable at its start (a
-     * client re-sending the whole file after a cut) writes only the rest. */
-    if (shm_table_ranges(t, s->ref, &rs, err, sizeof(err)) == SHM_TABLE_OK
-        && ranges_covers(&rs, a, a + 1)) {
-        struct range hole;
-        if (ranges_hole(&rs, a, b, &hole) < 0)
-            return SESS_HELD;
-        *skip_r = hole.start - a;
-        a = hole.start;
-    }
-    int rc = shm_table_lease(t, s->ref, a, b, now, now + LEASE_S, &s->lease,
-                             &v, s->err, sizeof(s->err));
+    int rc = shm_table_lease(s->w->table, s->ref, a, b, now, now + LEASE_S,
+                             &s->lease, v, s->err, sizeof(s->err));
     if (rc == SHM_TABLE_HELD)
-        return SESS_HELD;
+        return rc;
     if (rc != SHM_TABLE_OK) {
         log_info("session %s: lease %llu-%llu: %s", s->hdr.path,
                  (unsigned long long)a, (unsigned long long)b, s->err);
@@ -471,34 +456,43 @@ sess_lease(struct sess *s, uint64_t a, uint64_t b, uint64_t *skip_r)
 }
 
 int
-sess_lease_append(struct sess *s, uint64_t a, uint64_t b)
+sess_lease(struct sess *s, uint64_t a, uint64_t b, uint64_t *skip_r)
 {
     struct shm_table *t = s->w->table;
     struct shm_view v;
+    struct ranges rs;
     char err[256];
-    int64_t now = now_s();
 
-    int rc = shm_table_lease(t, s->ref, a, b, now, now + LEASE_S, &s->lease,
-                             &v, s->err, sizeof(s->err));
-    if (rc == SHM_TABLE_OK && v.prefix != a) {
+    *skip_r = 0;
+    /* A retry that overlaps what is already durable at its start (a
+     * client re-sending the whole file after a cut) writes only the rest. */
+    if (shm_table_ranges(t, s->ref, &rs, err, sizeof(err)) == SHM_TABLE_OK
+        && ranges_covers(&rs, a, a + 1)) {
+        struct range hole;
+        if (ranges_hole(&rs, a, b, &hole) < 0)
+            return SESS_HELD;
+        *skip_r = hole.start - a;
+        a = hole.start;
+    }
+    int rc = take_lease(s, a, b, &v);
+    return rc == SHM_TABLE_HELD ? SESS_HELD : rc;
+}
+
+int
+sess_lease_append(struct sess *s, uint64_t a, uint64_t b)
+{
+    struct shm_view v;
+    char err[256];
+
+    int rc = take_lease(s, a, b, &v);
+    if (rc == SESS_LEASED && v.prefix != a) {
         /* Checked in the lease's own view: no other writer can move the
          * offset between the check and the lease. */
-        shm_table_unlease(t, s->ref, s->lease, err, sizeof(err));
+        shm_table_unlease(s->w->table, s->ref, s->lease, err, sizeof(err));
+        s->leased = false;
         return 409;
     }
-    if (rc == SHM_TABLE_HELD)
-        return 409;
-    if (rc != SHM_TABLE_OK) {
-        log_info("session %s: lease %llu-%llu: %s", s->hdr.path,
-                 (unsigned long long)a, (unsigned long long)b, s->err);
-        return table_status(rc);
-    }
-    s->leased = true;
-    s->a = a;
-    s->b = b;
-    s->written = s->committed = 0;
-    s->crc = 0;
-    return SESS_LEASED;
+    return rc == SHM_TABLE_HELD ? 409 : rc;
 }
 
 int

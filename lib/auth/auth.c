@@ -7,6 +7,7 @@
  * matter and each gets its own strict limit. */
 #define _GNU_SOURCE             /* memrchr */
 #include "lib/auth/auth.h"
+#include "lib/util/hex.h"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -104,17 +105,6 @@ has_expiry(enum auth_variant v)
 }
 
 
-static int
-hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 
 static int
@@ -150,8 +140,8 @@ pct_decode(const char *s, size_t len, char *dst, size_t cap, size_t *outlen)
         if (c == '%') {
             if (len - i < 3)
                 return -1;
-            hi = hexval((unsigned char)s[i + 1]);
-            lo = hexval((unsigned char)s[i + 2]);
+            hi = hex_value((unsigned char)s[i + 1]);
+            lo = hex_value((unsigned char)s[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             c = (unsigned char)(hi << 4 | lo);
@@ -242,8 +232,8 @@ decode_hex_mac(const struct slice *v, unsigned char mac[MAC_LEN],
     if (len != HEX_LEN)
         return fail(out, AUTH_MALFORMED, "signature has the wrong length");
     for (i = 0; i < MAC_LEN; i++) {
-        hi = hexval((unsigned char)buf[2 * i]);
-        lo = hexval((unsigned char)buf[2 * i + 1]);
+        hi = hex_value((unsigned char)buf[2 * i]);
+        lo = hex_value((unsigned char)buf[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return fail(out, AUTH_MALFORMED, "signature is not hex");
         mac[i] = (unsigned char)(hi << 4 | lo);

@@ -1,5 +1,6 @@
 /* path.c: decoding and confinement of client-supplied paths. */
 #include "lib/store/path.h"
+#include "lib/util/hex.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,17 +32,6 @@ close_keep(int fd)
     errno = e;
 }
 
-static int
-hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* The one rule for a component, shared by decoding and by the walk, so an
  * fd-level caller that skipped store_path_decode still cannot pass ".." or
@@ -123,8 +113,8 @@ store_path_decode(const char *raw, size_t rawlen, char *out, size_t outlen,
             }
         } else {
             if (c == '%') {
-                if (rawlen - i < 3 || (hi = hexval(raw[i + 1])) < 0
-                    || (lo = hexval(raw[i + 2])) < 0) {
+                if (rawlen - i < 3 || (hi = hex_value(raw[i + 1])) < 0
+                    || (lo = hex_value(raw[i + 2])) < 0) {
                     seterr(err, errlen, "bad %%-escape in component %zu",
                            idx + 1);
                     return -1;
