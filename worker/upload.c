@@ -639,7 +639,11 @@ upload_begin(struct conn *c, struct http_request *req)
         up->complete_already = true;
         return 0;
     }
-    if (up->total > 0 && !exists) {
+    /* Below resumable_min_size a session's own fsyncs cost more than a
+     * small file costs to re-send. */
+    if (up->total > 0 && !exists
+        && (up->chunked_proto
+            || (uint64_t)up->total >= c->w->conf->resumable_min_size)) {
         if ((status = begin_session(c, up)) != 0) {
             c->up = NULL;
             why = "out of memory";

@@ -772,3 +772,32 @@ def test_late_chunk_after_completion_and_restart():
         assert not problems, "\n  ".join(problems)
         assert_published(d, path, sha)
         assert_staging_clean(d)
+
+
+@hfs.timeout(60)
+def test_small_plain_put_is_one_piece_unless_configured():
+    """Below uploads.resumable_min_size a plain PUT is stored in one piece:
+    a cut leaves nothing behind (no session to resume). With the limit at
+    0 the same cut is resumable."""
+    data = hfs.det_bytes(100 * KiB, seed=31)
+    total, cut = len(data), 60 * KiB
+    for limit, resumable in (("256K", False), (0, True)):
+        with Daemon(**{"uploads.resumable_min_size": limit}) as d:
+            path = "r-small/%s.bin" % limit
+            target = d.put_target(path, total)
+            c = start_raw_put(d, target, total)
+            c.send(data[:cut])
+            c.close()
+            if resumable:
+                r = poll(lambda: (lambda r: r if r.status == 200 and
+                                  r.header("Upload-Offset") == str(cut)
+                                  else None)(status(d, path, total)),
+                         what="a resumable cut at %d" % cut)
+            else:
+                time.sleep(0.3)
+                r = status(d, path, total)
+                assert r.status == 404, "one-piece upload left a session: %r" % r
+            r = d.put_stream(target, data)
+            assert r.status == 201, r
+            assert_published(d, path, hfs.sha256(data))
+            assert_staging_clean(d)

@@ -99,6 +99,7 @@ test_defaults(void)
     CU_ASSERT_EQUAL(c.session_capacity, 4096);
     CU_ASSERT_EQUAL(c.sessiontimeout, 86400);
     CU_ASSERT_EQUAL(c.chunk_max_size, 64ULL << 20);
+    CU_ASSERT_EQUAL(c.resumable_min_size, 256ULL << 10);
     CU_ASSERT_STRING_EQUAL(c.tls_cert, "");
     CU_ASSERT_STRING_EQUAL(c.tls_key, "");
     CU_ASSERT_STRING_EQUAL(c.log_target, "stderr");
@@ -135,7 +136,8 @@ static const char full_fmt[] =
     "network: { networkchangedetection = false; uploadpauseonchange = false;\n"
     "  reconnectdelay = 0; keepaliveinterval = 32767; keepalivecount = 9; };\n"
     "uploads: { shm_name = \"/hfs-test\"; session_capacity = 77;\n"
-    "  sessiontimeout = \"3h\"; chunk_max_size = 4096; };\n"
+    "  sessiontimeout = \"3h\"; chunk_max_size = 4096;\n"
+    "  resumable_min_size = \"1M\"; };\n"
     "tls: { certificate = \"%s/cert.pem\"; key = \"%s/key.pem\"; };\n"
     "logging: { target = \"%s/log\"; level = \"debug\"; };\n";
 
@@ -190,6 +192,7 @@ check_full(const char *dir)
     CU_ASSERT_EQUAL(c.session_capacity, 77);
     CU_ASSERT_EQUAL(c.sessiontimeout, 3 * 3600);
     CU_ASSERT_EQUAL(c.chunk_max_size, 4096);
+    CU_ASSERT_EQUAL(c.resumable_min_size, 1ULL << 20);
     snprintf(path, sizeof(path), "%s/cert.pem", dir);
     CU_ASSERT_STRING_EQUAL(c.tls_cert, path);
     snprintf(path, sizeof(path), "%s/key.pem", dir);
