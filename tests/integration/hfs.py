@@ -88,6 +88,19 @@ def quote_path(path):
 _scratch = None
 
 
+def wait_for(cond, timeout=10.0, what="condition", interval=0.02):
+    """Calls cond() until it returns a true value, and returns that value;
+    AssertionError naming `what` (and the last value) after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = cond()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError("timed out waiting for %s (last %r)" % (what, last))
+
+
 def scratch_dir():
     global _scratch
     if _scratch is None:

@@ -27,14 +27,7 @@ LOGROTATE = os.path.join(REPO, "etc", "logrotate.hmac-file-server")
 
 # ---------------------------------------------------------------- helpers
 
-def _wait(cond, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
+_wait = hfs.wait_for
 
 
 def _children(pid):

@@ -36,14 +36,7 @@ def _metric(d, name, port=None):
     return hfs.parse_metrics(r.text).get(name)
 
 
-def _wait(cond, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting for " + what)
+_wait = hfs.wait_for
 
 
 def _poll_generation(d, port):

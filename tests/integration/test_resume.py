@@ -140,16 +140,7 @@ def assert_staging_clean(d, timeout=5.0):
         print("note: empty directories left in staging: %s" % ", ".join(dirs))
 
 
-def poll(fn, timeout=10.0, what="condition"):
-    """Calls fn() until it returns a true value; returns it."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting for %s (last %r)" % (what, last))
+poll = hfs.wait_for
 
 
 def session_data_holds(d, offset, piece):

@@ -17,14 +17,7 @@ KiB = 1 << 10
 MiB = 1 << 20
 
 
-def _wait(cond, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
+_wait = hfs.wait_for
 
 
 def _chunk(d, path, data, a, b, sid, conn=None):
