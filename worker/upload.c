@@ -67,6 +67,7 @@ struct upload {
     bool             job_pending;
     bool             opening;       /* sess_open in flight */
     bool             complete_already;   /* published before this request */
+    bool             expect_continue;    /* 100 Continue still owed */
     bool             counted;       /* in the uploads-in-progress gauge */
     time_t           started;
     enum auth_variant variant;
@@ -475,12 +476,27 @@ published_meanwhile(struct upload *up)
     return true;
 }
 
+/* 100 Continue only once we know where the body goes: a 409, 503 or
+ * 507 found while opening the session then costs the client no upload. */
+static int
+send_continue(struct conn *c, struct upload *up)
+{
+    if (!up->expect_continue)
+        return 0;
+    up->expect_continue = false;
+    return conn_send_continue(c);
+}
+
 static void
 resume_body(struct upload *up)
 {
     struct conn *c = up->c;
     if (c == NULL || !conn_alive(c))
         return;
+    if (send_continue(c, up) < 0) {
+        conn_close(c);
+        return;
+    }
     conn_resume_body(c);
 }
 
@@ -615,11 +631,7 @@ upload_begin(struct conn *c, struct http_request *req)
         || (status = check_signature(up, &why)) != 0
         || (status = check_space(up, &why)) != 0)
         goto reject;
-    if (req->expect_continue && conn_send_continue(c) < 0) {
-        upload_free(up, true);
-        conn_close(c);
-        return -1;
-    }
+    up->expect_continue = req->expect_continue;
     c->up = up;
     /* Resumable unless the size is unknown, the file is empty, or a file
      * is already there (then the bytes are compared, not resumed). */
@@ -637,7 +649,7 @@ upload_begin(struct conn *c, struct http_request *req)
         }
         up->mode = MODE_DISCARD;
         up->complete_already = true;
-        return 0;
+        goto body;
     }
     /* Below resumable_min_size a session's own fsyncs cost more than a
      * small file costs to re-send. */
@@ -654,6 +666,13 @@ upload_begin(struct conn *c, struct http_request *req)
     if ((status = open_staging(up, &why)) != 0) {
         c->up = NULL;
         goto reject;
+    }
+body:
+    if (send_continue(c, up) < 0) {
+        c->up = NULL;
+        upload_free(up, true);
+        conn_close(c);
+        return -1;
     }
     return 0;
 reject:

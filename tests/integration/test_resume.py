@@ -792,3 +792,28 @@ def test_small_plain_put_is_one_piece_unless_configured():
             assert r.status == 201, r
             assert_published(d, path, hfs.sha256(data))
             assert_staging_clean(d)
+
+
+@hfs.timeout(60)
+def test_expect_100_only_once_the_range_is_accepted():
+    """With Expect: 100-continue the client learns of a conflict before it
+    sends the chunk: no 100 Continue precedes the 409, while an accepted
+    chunk gets its 100 first."""
+    with Daemon() as d:
+        path = "r-expect/a.bin"
+        data = hfs.det_bytes(3 * MiB, seed=33)
+        total, sid = len(data), "expect-1"
+        assert put_chunk(d, path, data, 2 * MiB, 3 * MiB, sid).status == 200
+        for (a, b), want in (((MiB + MiB // 2, 2 * MiB + MiB // 2), 409),
+                             ((0, MiB), 100)):
+            target, hs = chunk_head(d, path, data, a, b, sid)
+            c = start_raw_put(d, target, b - a,
+                              [h for h in hs if h[0] != "Content-Length"]
+                              + [("Expect", "100-continue")])
+            r = c.read_response("PUT", interim=True)
+            assert r.status == want, "chunk %d-%d: %r" % (a, b, r)
+            if want == 100:
+                c.send(data[a:b])
+                r = c.read_response("PUT")
+                assert r.status == 200, r
+            c.close()
