@@ -34,7 +34,8 @@
 #define LEASE_S          60    /* a silent writer blocks a retry this long */
 #define CREATE_S         30    /* a CREATING claim older than this is dead */
 
-enum job_kind { J_NONE, J_NOTIFY, J_OPEN, J_COMMIT, J_PUBLISH, J_TERMINATE, J_SIZE };
+enum job_kind { J_NONE, J_NOTIFY, J_OPEN, J_COMMIT, J_PUBLISH, J_TERMINATE, J_SIZE,
+                J_VERIFY };
 
 struct sess {
     struct sync_job        job;
@@ -66,6 +67,8 @@ struct sess {
     bool                   detached;
     bool                   discard;        /* uncommitted bytes unwanted */
     uint64_t               new_size;       /* J_SIZE */
+    uint64_t               verify_off, verify_len;   /* J_VERIFY */
+    uint32_t               verify_crc;
 };
 
 static void job_done(struct sync_job *job);
@@ -261,6 +264,28 @@ out:
         close(dfd);
 }
 
+/* CRC-32C of the held bytes [verify_off, +verify_len) against what a
+ * repeated request carried: 0 same, 1 different, -1 unreadable. */
+static int
+verify_range(struct sess *s)
+{
+    static __thread char buf[128 * 1024];
+    uint64_t off = s->verify_off, end = s->verify_off + s->verify_len;
+    uint32_t crc = 0;
+    if (s->m == NULL)
+        return -1;
+    while (off < end) {
+        size_t want = end - off < sizeof(buf) ? (size_t)(end - off)
+                                              : sizeof(buf);
+        ssize_t n = pread(manifest_data_fd(s->m), buf, want, (off_t)off);
+        if (n <= 0)
+            return -1;
+        crc = crc32c(crc, buf, (size_t)n);
+        off += (uint64_t)n;
+    }
+    return crc == s->verify_crc ? 0 : 1;
+}
+
 static void
 job_work(struct sync_job *job)
 {
@@ -284,6 +309,9 @@ job_work(struct sync_job *job)
         break;
     case J_PUBLISH:
         publish(s);
+        break;
+    case J_VERIFY:
+        s->job_rc = verify_range(s);
         break;
     case J_SIZE:
         /* The data file grows by pwrite while the length is deferred and
@@ -692,6 +720,7 @@ job_done(struct sync_job *job)
     case J_TERMINATE: terminate_done(s); break;
     case J_SIZE:      size_done(s); break;
     case J_NOTIFY:    finish_cb(s, s->notify_rc); break;
+    case J_VERIFY:    finish_cb(s, s->job_rc == 0 ? 0 : 409); break;
     case J_NONE:      break;
     }
     if (detached && s->kind == J_NONE) {
@@ -763,6 +792,18 @@ sess_set_size(struct sess *s, uint64_t size, sess_cb *cb, void *arg)
     }
     s->new_size = size;
     submit(s, J_SIZE);
+}
+
+void
+sess_verify(struct sess *s, uint64_t off, uint64_t len, uint32_t crc,
+            sess_cb *cb, void *arg)
+{
+    s->cb = cb;
+    s->cb_arg = arg;
+    s->verify_off = off;
+    s->verify_len = len;
+    s->verify_crc = crc;
+    submit(s, J_VERIFY);
 }
 
 void

@@ -75,6 +75,11 @@ void sess_set_size(struct sess *s, uint64_t size, sess_cb *cb, void *arg);
 /* tus termination: abort and remove the session; cb rc 204 or 500. The
  * caller frees with sess_free afterwards. */
 void sess_terminate(struct sess *s, sess_cb *cb, void *arg);
+/* A repeated request's bytes for a range already held: compare their
+ * CRC-32C with the data file's. cb rc: 0 same, 409 different or unreadable
+ * (never written over held bytes either way). */
+void sess_verify(struct sess *s, uint64_t off, uint64_t len, uint32_t crc,
+                 sess_cb *cb, void *arg);
 /* The entry outlived its session directory (a worker died after
  * publishing, before the table heard of it): doom it for the janitor. */
 void sess_abandon(struct sess *s);

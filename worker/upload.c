@@ -33,6 +33,7 @@
 #include "lib/store/manifest.h"
 #include "lib/store/path.h"
 #include "lib/store/publish.h"
+#include "lib/util/crc32c.h"
 #include "lib/util/digest.h"
 #include "lib/util/log.h"
 #include "shm/stats.h"
@@ -68,6 +69,9 @@ struct upload {
     bool             opening;       /* sess_open in flight */
     bool             complete_already;   /* published before this request */
     bool             expect_continue;    /* 100 Continue still owed */
+    uint64_t         dup_len;       /* held bytes this request re-sent */
+    uint32_t         dup_crc;       /* their CRC-32C, checked at the end */
+    bool             dup_mismatch;
     bool             counted;       /* in the uploads-in-progress gauge */
     time_t           started;
     enum auth_variant variant;
@@ -400,9 +404,11 @@ respond_status(struct conn *c, struct upload *up, int status)
     case 200: n = snprintf(body, sizeof(body), up->chunked_proto
                            ? "200 OK: stored\n"
                            : "200 OK: identical file exists\n"); break;
-    case 409: n = snprintf(body, sizeof(body),
-                           "409 Conflict: a different file exists at this "
-                           "path\n"); break;
+    case 409: n = snprintf(body, sizeof(body), up->dup_mismatch
+                           ? "409 Conflict: these bytes differ from the ones "
+                             "already received for this range\n"
+                           : "409 Conflict: a different file exists at this "
+                             "path\n"); break;
     case 507: n = snprintf(body, sizeof(body),
                            "507 Insufficient Storage\n"); break;
     case 460: n = snprintf(body, sizeof(body),
@@ -712,6 +718,8 @@ upload_body(struct conn *c, const char *at, size_t len)
     if (up->mode == MODE_SESSION) {
         if (up->skip > 0) {       /* already held: resent after a cut */
             size_t drop = up->skip < len ? (size_t)up->skip : len;
+            up->dup_crc = crc32c(up->dup_crc, at, drop);
+            up->dup_len += drop;
             up->skip -= drop;
             up->received += drop;
             at += drop;
@@ -771,6 +779,23 @@ session_finished(struct sess *s, int rc, void *arg)
     finish_request(up, rc == 0 ? 200 : rc);
 }
 
+static void
+duplicate_checked(struct sess *s, int rc, void *arg)
+{
+    struct upload *up = arg;
+    if (rc != 0) {
+        up->job_pending = false;
+        up->dup_mismatch = true;
+        log_warn("%s: re-sent bytes differ from those already held",
+                 up->rel);
+        sess_discard(s);           /* nor is the rest of its body kept */
+        up->sess = NULL;
+        finish_request(up, 409);
+        return;
+    }
+    sess_finish(s, session_finished, up);
+}
+
 int
 upload_complete(struct conn *c)
 {
@@ -793,6 +818,13 @@ upload_complete(struct conn *c)
         return 0;
     }
     up->job_pending = true;
+    if (up->mode == MODE_SESSION && up->dup_len > 0) {
+        /* Re-sent bytes were dropped, never written: they must be the
+         * bytes already held, or the client is sending another file. */
+        sess_verify(up->sess, up->range_a, up->dup_len, up->dup_crc,
+                    duplicate_checked, up);
+        return 0;
+    }
     if (up->mode == MODE_SESSION) {
         sess_finish(up->sess, session_finished, up);
         return 0;

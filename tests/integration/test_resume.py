@@ -372,8 +372,10 @@ def test_duplicate_chunks_idempotent():
         junk = bytearray(data)
         junk[c1[0]:c1[1]] = b"\xee" * (c1[1] - c1[0])
         r = put_chunk(d, path, bytes(junk), *c1, "dup-1")
-        assert r.status == 200, "repeat with other bytes: %r" % r
-        assert_held(r, [c1], total, "repeat with other bytes")
+        assert r.status == 409, "repeat with other bytes: %r" % r
+        assert "differ" in r.text, r
+        assert_held(status(d, path, total, "dup-1"), [c1], total,
+                    "after a repeat with other bytes")
         # On one keep-alive connection: a run with repeats in it.
         with d.conn(timeout=30) as c:
             for rg in (c0, c0, c2, c1, c2):
