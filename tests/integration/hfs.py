@@ -656,20 +656,28 @@ class Daemon:
         with open(self.conf_path, "w") as f:
             f.write(config_text(self.cfg))
         if start:
-            try:
-                self.start()
-            except BaseException:
-                self.check_exit = False
-                self.stop()
-                self.cleanup()
-                raise
+            self.start_or_clean_up()
 
     # -- lifecycle
+
+    def command(self):
+        """The daemon's argv; a subclass may wrap it (ip netns exec)."""
+        return [HFS_BIN, "-f", "-c", self.conf_path]
+
+    def start_or_clean_up(self):
+        """start(); if that fails, remove everything before re-raising."""
+        try:
+            self.start()
+        except BaseException:
+            self.check_exit = False
+            self.stop()
+            self.cleanup()
+            raise
 
     def start(self):
         self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [HFS_BIN, "-f", "-c", self.conf_path], cwd=self.tmp,
+            self.command(), cwd=self.tmp,
             stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf,
             start_new_session=True)
         self.pid = self.proc.pid

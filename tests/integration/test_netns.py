@@ -249,23 +249,14 @@ class NsDaemon(Daemon):
         self.cfg["server"]["listen"] = ["%s:%d" % (self.host, self.port)]
         with open(self.conf_path, "w") as f:
             f.write(hfs.config_text(self.cfg))
-        try:
-            self.start()
-        except BaseException:
-            self.check_exit = False
-            self.stop()
-            self.cleanup()
-            raise
+        self.start_or_clean_up()
+
+    def command(self):
+        return ["ip", "netns", "exec", self.ns.name] + super().command()
 
     def start(self):
-        self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", self.ns.name, hfs.HFS_BIN, "-f", "-c",
-             self.conf_path], cwd=self.tmp, stdin=subprocess.DEVNULL,
-            stdout=self.logf, stderr=self.logf, start_new_session=True)
-        self.pid = self.proc.pid
+        super().start()
         _live_daemons.add(self.pid)
-        self.wait_ready()
         assert _comm(self.pid) != "ip", "ip netns exec forked the daemon"
         return self
 
