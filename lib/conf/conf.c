@@ -813,6 +813,7 @@ static const struct key uploads_keys[] = {
     { "session_capacity", set_int,  F(session_capacity), 1, 1 << 24 },
     { "sessiontimeout",   set_dur,  F(sessiontimeout),   1, 366 * DAY },
     { "chunk_max_size",   set_size, F(chunk_max_size),   1, LLONG_MAX },
+    { "chunksize",        set_size, F(chunk_size),       1, LLONG_MAX },
     { "resumable_min_size", set_size, F(resumable_min_size), 0, LLONG_MAX },
     { NULL, NULL, 0, 0, 0, 0 }
 };
@@ -986,6 +987,7 @@ conf_defaults(struct conf *c)
     c->session_capacity = 4096;
     c->sessiontimeout = 86400;
     c->chunk_max_size = 64ULL << 20;
+    c->chunk_size = 5ULL << 20;
     c->resumable_min_size = 256ULL << 10;
     snprintf(c->log_target, sizeof(c->log_target), "stderr");
     c->log_level = LOG_LVL_INFO;

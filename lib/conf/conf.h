@@ -71,6 +71,8 @@ struct conf {
     int      session_capacity;
     int      sessiontimeout;            /* s: idle resumable sessions expire */
     uint64_t chunk_max_size;            /* bytes: largest single chunk */
+    uint64_t chunk_size;                /* bytes: the fixed chunk size clients
+                                           of X-Chunk-Number use */
     uint64_t resumable_min_size;        /* bytes: smaller plain PUTs are
                                            stored in one piece */
 
