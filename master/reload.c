@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "lib/tls/tls.h"
+#include "lib/util/clock.h"
 #include "lib/util/log.h"
 #include "shm/stats.h"
 
@@ -102,7 +103,7 @@ master_reload(struct master *m)
     size_t nfds;
     char err[512];
 
-    m->stats->last_reload_time = time(NULL);
+    m->stats->last_reload_time = clock_wall_seconds();
     if (load_next(m, &next) < 0) {
         m->stats->last_reload_ok = 0;
         return -1;

@@ -8,6 +8,8 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "lib/util/clock.h"
+
 /* Status codes the daemon emits; index into stats.requests[][]. */
 static const int status_codes[] = {
     100, 200, 201, 204, 206, 304, 400, 403, 404, 405, 408, 409, 410, 411,
@@ -42,7 +44,7 @@ stats_create(void)
     if (p == MAP_FAILED)
         return NULL;
     struct stats *s = p;   /* the kernel hands us zeroed pages */
-    s->start_time = time(NULL);
+    s->start_time = clock_wall_seconds();
     return s;
 }
 
