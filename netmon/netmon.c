@@ -65,42 +65,6 @@ now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* ---- shared page ---- */
-
-static void
-shared_set_text(struct netmon_shared *sh, const char *s)
-{
-    uint32_t seq = atomic_load_explicit(&sh->last_seq, memory_order_relaxed);
-
-    atomic_store_explicit(&sh->last_seq, seq + 1, memory_order_relaxed);
-    atomic_thread_fence(memory_order_release);
-    snprintf(sh->last_change, sizeof(sh->last_change), "%s", s);
-    atomic_store_explicit(&sh->last_seq, seq + 2, memory_order_release);
-}
-
-void
-netmon_last_change(const struct netmon_shared *sh, char *buf, size_t len)
-{
-    char tmp[sizeof(sh->last_change)] = "";
-
-    if (len == 0)
-        return;
-    for (int tries = 0; tries < 1000; tries++) {
-        uint32_t s1 = atomic_load_explicit(&sh->last_seq,
-                                           memory_order_acquire);
-        if (s1 & 1)
-            continue;
-        memcpy(tmp, sh->last_change, sizeof(tmp));
-        atomic_thread_fence(memory_order_acquire);
-        if (atomic_load_explicit(&sh->last_seq, memory_order_relaxed) == s1)
-            break;
-    }
-    /* After 1000 torn reads the writer is hammering; a garbled log string
-     * is acceptable, a missing terminator is not. */
-    tmp[sizeof(tmp) - 1] = '\0';
-    snprintf(buf, len, "%s", tmp);
-}
-
 static void
 extend_pause(struct netmon *nm, uint64_t now)
 {
@@ -139,7 +103,7 @@ publish(struct netmon *nm, const struct policy_decision *d, uint64_t now)
         log_debug("%s (inside debounce window)", d->what);
         return;
     }
-    shared_set_text(sh, d->what);
+    netstate_set_last_change(sh, d->what);
     atomic_fetch_add(&sh->changes_total, 1);
     /* Epoch last, with release: a worker that sees it sees the rest. */
     atomic_fetch_add_explicit(&sh->epoch, 1, memory_order_release);

@@ -13,6 +13,7 @@ trap 'rm -f "$log"' EXIT
 
 suites=("unit:$BUILD/unit-tests")
 suites+=("fuzz:bash tests/fuzz/regress.sh")
+suites+=("includes:python3 tests/lint/check_includes.py")
 for f in tests/integration/test_*.py; do
   [ -e "$f" ] && suites+=("$(basename "$f" .py):python3 tests/integration/runner.py $f")
 done

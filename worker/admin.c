@@ -4,7 +4,7 @@
 #include <stdlib.h>
 
 #include "lib/http/response.h"
-#include "netmon/netmon.h"
+#include "shm/netstate.h"
 #include "shm/stats.h"
 #include "worker/conn.h"
 #include "worker/tus.h"

@@ -18,7 +18,7 @@
 
 #include "lib/conf/conf.h"
 #include "lib/util/log.h"
-#include "netmon/netmon.h"
+#include "shm/netstate.h"
 #include "shm/stats.h"
 #include "worker/conn.h"
 #include "worker/syncpool.h"
@@ -91,7 +91,7 @@ network_changed(struct worker *w)
     char what[128];
     int n = 0;
 
-    netmon_last_change(w->netmon, what, sizeof(what));
+    netstate_last_change(w->netmon, what, sizeof(what));
     /* Checkpoint: whatever a client has sent survives what the network
      * does next, and a client that reconnects resumes from there. */
     for (struct conn *c = w->conns; c; c = c->next)

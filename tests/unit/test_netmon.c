@@ -185,7 +185,7 @@ check_change(struct result *r, struct netmon_shared *sh, int ep)
     if (!WAIT_FOR(atomic_load(&sh->epoch) >= 1, 3000))
         return say(r, RES_FAIL, "epoch did not advance after carrier loss");
     usleep(100000);
-    netmon_last_change(sh, last, sizeof(last));
+    netstate_last_change(sh, last, sizeof(last));
     if (atomic_load(&sh->epoch) != 1 || atomic_load(&sh->changes_total) != 1)
         return say(r, RES_FAIL, "expected one change, got %llu (last: %s)",
                    (unsigned long long)atomic_load(&sh->changes_total), last);
@@ -239,7 +239,7 @@ check_overrun(struct result *r, struct netmon_shared *sh, pid_t pid)
                    "epoch %llu)",
                    (unsigned long long)atomic_load(&sh->resyncs_total),
                    (unsigned long long)atomic_load(&sh->epoch));
-    netmon_last_change(sh, last, sizeof(last));
+    netstate_last_change(sh, last, sizeof(last));
     if (strcmp(last, "veth4: address 10.97.0.1/24 removed") != 0)
         return say(r, RES_FAIL, "after overrun, last_change is \"%s\"", last);
     return 0;
