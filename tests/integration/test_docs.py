@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 
 import hfs
 import test_ops
@@ -67,3 +68,34 @@ def test_install_table_lists_every_installed_file():
         assert not missing, "installed but not in the table: %r" % missing
     finally:
         shutil.rmtree(dest, True)
+
+
+def _cut_put(d, path, data, sent):
+    """Send a signed plain PUT's head and `sent` body bytes, then close."""
+    target = d.put_target(path, len(data))
+    c = d.conn()
+    c.send(b"PUT %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+           % (target.encode(), len(data)) + data[:sent])
+    c.close()
+    return target
+
+
+def test_resuming_a_cut_plain_put_is_as_documented():
+    """Large plain PUTs resume from HEAD's Upload-Offset; small ones are
+    stored in one piece, so HEAD answers 404 — and every place that tells
+    users about resuming says where the threshold is."""
+    for rel in ("README.md", "docs/protocol.md", "docs/architecture.md"):
+        text = _read(rel)
+        assert "resumable_min_size" in text and "404" in text, rel
+    with hfs.Daemon(**{"server.workers": 1}) as d:
+        small = os.urandom(100 * 1024)
+        target = _cut_put(d, "u/small.bin", small, 60 * 1024)
+        time.sleep(0.3)
+        assert d.request("HEAD", target).status == 404
+        assert d.put("u/small.bin", small).status == 201
+        big = os.urandom(1024 * 1024)
+        target = _cut_put(d, "u/big.bin", big, 600 * 1024)
+        hfs.wait_for(lambda: d.request("HEAD", target).header(
+            "Upload-Offset") == str(600 * 1024), 10, "Upload-Offset")
+        assert d.put("u/big.bin", big).status == 201
+        assert d.get("u/big.bin").body == big
