@@ -12,7 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/store/path.h"
 #include "lib/tls/tls.h"
+#include "lib/util/log.h"
 
 static int
 mkdir_p(const char *path)
@@ -92,6 +94,30 @@ master_open_storage(struct master *m, char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+static void
+reopen_dir(const char *key, const char *path, int fd)
+{
+    char err[256];
+    int  rc = store_dir_refresh(path, fd, err, sizeof(err));
+
+    if (rc < 0)
+        log_error("%s %s %s", key, path, err);
+    else if (rc > 0)
+        log_info("%s %s was replaced: re-opened it", key, path);
+}
+
+/* SIGHUP: a storage directory deleted and re-created since the start (a
+ * restore from backup, a remount) is what the new generation gets. Nothing
+ * is created here: the master no longer runs as root, and an empty
+ * directory made in place of a missing mount would hide the problem that
+ * /health reports. Workers make the same check before each upload. */
+void
+master_reopen_storage(struct master *m)
+{
+    reopen_dir("storage.dir", m->conf.storage_dir, m->root_fd);
+    reopen_dir("storage.staging", m->conf.staging_dir, m->staging_fd);
 }
 
 int

@@ -1,4 +1,5 @@
 /* path.c: decoding and confinement of client-supplied paths. */
+#define _GNU_SOURCE     /* dup3 */
 #include "lib/store/path.h"
 #include "lib/util/hex.h"
 
@@ -312,4 +313,47 @@ store_open_file(int root_fd, const char *rel, int *fd_r, struct stat *st_r,
     close(fd);
     errno = saved;
     return -1;
+}
+
+int
+store_dir_refresh(const char *path, int fd, char *err, size_t errlen)
+{
+    struct stat ps, fs;
+    int         nfd, e;
+
+    if (stat(path, &ps) < 0) {
+        e = errno;
+        seterr(err, errlen, e == ENOENT ? "is missing" : "%s", strerror(e));
+        errno = e;
+        return -1;
+    }
+    if (!S_ISDIR(ps.st_mode)) {
+        seterr(err, errlen, "is not a directory");
+        errno = ENOTDIR;
+        return -1;
+    }
+    /* While we hold the old directory its inode cannot be freed, so an
+     * equal (st_dev, st_ino) really is the same directory. */
+    if (fstat(fd, &fs) == 0 && fs.st_nlink > 0 && fs.st_dev == ps.st_dev
+        && fs.st_ino == ps.st_ino)
+        return 0;
+    nfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (nfd < 0) {
+        e = errno;
+        seterr(err, errlen, "cannot be opened: %s", strerror(e));
+        errno = e;
+        return -1;
+    }
+    /* dup3, not close and open: other threads may be using the number
+     * right now, and it must name a directory throughout, never a closed
+     * (or reused) descriptor. */
+    if (dup3(nfd, fd, O_CLOEXEC) < 0) {
+        e = errno;
+        seterr(err, errlen, "dup3: %s", strerror(e));
+        close(nfd);
+        errno = e;
+        return -1;
+    }
+    close(nfd);
+    return 1;
 }

@@ -56,4 +56,14 @@ int store_open_parent(int root_fd, const char *rel, int create_dirs,
 int store_open_file(int root_fd, const char *rel, int *fd_r,
                     struct stat *st_r, char *err, size_t errlen);
 
+/* The storage and staging roots are held open for the daemon's life; an
+ * operator may delete and re-create one under it (a restore, a remount).
+ * If path no longer names the directory fd holds, open path and put it on
+ * fd's number (dup3, close-on-exec: threads using the number concurrently
+ * see one directory or the other, never a closed one). Nothing is created.
+ * Returns 0 (fd still is path), 1 (re-opened), or -1 with errno and a
+ * reason for "<key> <reason>" in err ("is missing", "is not a directory",
+ * ...). */
+int store_dir_refresh(const char *path, int fd, char *err, size_t errlen);
+
 #endif

@@ -456,6 +456,49 @@ test_open_file_without_openat2(void)
     tree_fini(&t);
 }
 
+/* A root deleted, or deleted and re-created, under the fd that holds it. */
+static void
+test_dir_refresh(void)
+{
+    struct tree t;
+    struct stat a, b;
+    char        err[256], p[1200], gone[1200];
+    int         fd;
+
+    tree_init(&t);
+    fd = open(t.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(store_dir_refresh(t.root, fd, err, sizeof(err)), 0);
+    /* Moved away (as good as deleted for the path): not there. */
+    snprintf(gone, sizeof(gone), "%s/gone", t.tmp);
+    CU_ASSERT_FATAL(rename(t.root, gone) == 0);
+    CU_ASSERT_EQUAL(store_dir_refresh(t.root, fd, err, sizeof(err)), -1);
+    CU_ASSERT_EQUAL(errno, ENOENT);
+    CU_ASSERT_STRING_EQUAL(err, "is missing");
+    /* A file in its place is not a directory. */
+    CU_ASSERT_FATAL(rename(gone, t.root) == 0);
+    CU_ASSERT_EQUAL(store_dir_refresh(t.root, fd, err, sizeof(err)), 0);
+    snprintf(p, sizeof(p), "%s/old", t.tmp);
+    CU_ASSERT_FATAL(rename(t.root, p) == 0);
+    CU_ASSERT_FATAL(close(open(t.root, O_CREAT | O_WRONLY, 0644)) == 0);
+    CU_ASSERT_EQUAL(store_dir_refresh(t.root, fd, err, sizeof(err)), -1);
+    CU_ASSERT_EQUAL(errno, ENOTDIR);
+    CU_ASSERT_FATAL(unlink(t.root) == 0);
+    /* Re-created: the same fd number now holds the new directory. */
+    CU_ASSERT_FATAL(mkdir(t.root, 0755) == 0);
+    CU_ASSERT_EQUAL(store_dir_refresh(t.root, fd, err, sizeof(err)), 1);
+    CU_ASSERT(fstat(fd, &a) == 0 && stat(t.root, &b) == 0
+              && a.st_ino == b.st_ino && a.st_dev == b.st_dev);
+    CU_ASSERT_EQUAL(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+    CU_ASSERT_EQUAL(store_dir_refresh(t.root, fd, err, sizeof(err)), 0);
+    /* Deleted and re-created in place (rmdir: the held one is unlinked). */
+    CU_ASSERT_FATAL(rmdir(t.root) == 0 && mkdir(t.root, 0755) == 0);
+    CU_ASSERT_EQUAL(store_dir_refresh(t.root, fd, err, sizeof(err)), 1);
+    CU_ASSERT(fstat(fd, &a) == 0 && a.st_nlink > 0);
+    close(fd);
+    tree_fini(&t);
+}
+
 static CU_TestInfo tests[] = {
     { "decode accepts and decodes", test_decode_ok },
     { "decode refuses dot names", test_decode_dots },
@@ -464,6 +507,7 @@ static CU_TestInfo tests[] = {
     { "decode enforces limits", test_decode_limits },
     { "open_parent creates dirs", test_open_parent_creates },
     { "open_parent refuses symlinks", test_open_parent_refuses },
+    { "dir_refresh follows a replaced root", test_dir_refresh },
     { "open_file confinement", test_open_file },
     { "open_file walk without openat2", test_open_file_without_openat2 },
     CU_TEST_INFO_NULL
