@@ -52,6 +52,7 @@ struct master {
 int  master_listen(struct master *m, char *err, size_t errlen);
 /* setup.c */
 int  master_open_storage(struct master *m, char *err, size_t errlen);
+void master_reopen_storage(struct master *m);
 int  master_daemonize(struct master *m, char *err, size_t errlen);
 int  master_write_pidfile(const struct master *m, char *err, size_t errlen);
 int  master_drop_privileges(const struct master *m, char *err, size_t errlen);

@@ -149,6 +149,7 @@ master_reload(struct master *m)
         || next.nlisten != m->conf.nlisten
         || memcmp(next.listen, m->conf.listen, sizeof(next.listen)) != 0;
     m->conf = next;
+    master_reopen_storage(m);
     m->generation++;
     m->stats->config_generation++;
     m->stats->last_reload_ok = 1;

@@ -12,10 +12,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/store/path.h"
 #include "lib/tls/tls.h"
+#include "lib/util/log.h"
 
+/* The last component gets exactly mode when we make it (chmod: the umask
+ * must not decide whether a web server can read storage.dir). */
 static int
-mkdir_p(const char *path)
+mkdir_p(const char *path, mode_t mode)
 {
     char tmp[CONF_PATH_MAX];
     snprintf(tmp, sizeof(tmp), "%s", path);
@@ -27,13 +31,16 @@ mkdir_p(const char *path)
             return -1;
         *p = '/';
     }
-    return mkdir(tmp, 0750) < 0 && errno != EEXIST ? -1 : 0;
+    if (mkdir(tmp, mode) < 0)
+        return errno != EEXIST ? -1 : 0;
+    return chmod(tmp, mode);
 }
 
 static int
-open_dir(const char *path, const char *what, char *err, size_t errlen)
+open_dir(const char *path, mode_t mode, const char *what, char *err,
+         size_t errlen)
 {
-    if (mkdir_p(path) < 0) {
+    if (mkdir_p(path, mode) < 0) {
         snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
         return -1;
     }
@@ -71,11 +78,12 @@ master_open_storage(struct master *m, char *err, size_t errlen)
 {
     struct stat a, b;
 
-    m->root_fd = open_dir(m->conf.storage_dir, "storage.dir", err, errlen);
+    m->root_fd = open_dir(m->conf.storage_dir, m->conf.dir_mode,
+                          "storage.dir", err, errlen);
     if (m->root_fd < 0)
         return -1;
-    m->staging_fd = open_dir(m->conf.staging_dir, "storage.staging", err,
-                             errlen);
+    m->staging_fd = open_dir(m->conf.staging_dir, 0750, "storage.staging",
+                             err, errlen);
     if (m->staging_fd < 0)
         return -1;
     if (hand_over(&m->conf, m->root_fd, m->conf.storage_dir, err, errlen) < 0
@@ -92,6 +100,30 @@ master_open_storage(struct master *m, char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+static void
+reopen_dir(const char *key, const char *path, int fd)
+{
+    char err[256];
+    int  rc = store_dir_refresh(path, fd, err, sizeof(err));
+
+    if (rc < 0)
+        log_error("%s %s %s", key, path, err);
+    else if (rc > 0)
+        log_info("%s %s was replaced: re-opened it", key, path);
+}
+
+/* SIGHUP: a storage directory deleted and re-created since the start (a
+ * restore from backup, a remount) is what the new generation gets. Nothing
+ * is created here: the master no longer runs as root, and an empty
+ * directory made in place of a missing mount would hide the problem that
+ * /health reports. Workers make the same check before each upload. */
+void
+master_reopen_storage(struct master *m)
+{
+    reopen_dir("storage.dir", m->conf.storage_dir, m->root_fd);
+    reopen_dir("storage.staging", m->conf.staging_dir, m->staging_fd);
 }
 
 int

@@ -1,26 +1,40 @@
 /* admin.c: the operator's endpoints and the browser's preflight. */
 #include "worker/admin.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "lib/http/response.h"
 #include "shm/netstate.h"
 #include "shm/stats.h"
 #include "worker/conn.h"
+#include "worker/storage.h"
 #include "worker/tus.h"
 
 #define METRICS_MAX (64 * 1024)
 
+/* 200 "ok" only while this worker could store an upload: monitoring must
+ * see a missing, unwritable or full storage root, not a live process. */
 void
 admin_health(struct conn *c)
 {
     struct http_head h;
-    conn_head_begin(c, &h, 200);
+    char body[320];
+    int n, status = 200;
+
+    if (storage_health(c->w, body, sizeof(body) - 1) < 0)
+        status = 503;
+    else
+        snprintf(body, sizeof(body), "ok");
+    n = (int)strlen(body);
+    body[n++] = '\n';
+    conn_head_begin(c, &h, status);
     http_head_add(&h, "Content-Type", "text/plain");
-    http_head_add(&h, "Content-Length", "3");
+    http_head_add(&h, "Content-Length", "%d", n);
     http_head_add(&h, "Cache-Control", "no-store");
-    conn_respond_head(c, &h, c->method == HTTP_HEAD ? NULL : "ok\n",
-                      c->method == HTTP_HEAD ? 0 : 3);
+    conn_respond_head(c, &h, c->method == HTTP_HEAD ? NULL : body,
+                      c->method == HTTP_HEAD ? 0 : (size_t)n);
 }
 
 void

@@ -34,6 +34,7 @@
 #include "worker/admin.h"
 #include "worker/download.h"
 #include "worker/pause.h"
+#include "worker/storage.h"
 #include "worker/tus.h"
 #include "worker/upload.h"
 
@@ -681,6 +682,8 @@ on_head(void *owner, struct http_request *req)
         conn_reject(c, 400, "request target must be an absolute path");
         return -1;
     }
+    if (storage_gate(c, req) < 0)
+        return -1;
     if (tus_wants(c, req))
         return tus_begin(c, req);
     switch (req->method) {

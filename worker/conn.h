@@ -49,6 +49,7 @@ struct worker {
     struct stats       *stats;
     struct stats_slot  *slot;
     int                 root_fd, staging_fd;
+    bool                storage_failing;    /* storage.c: logged once */
     struct listener     listeners[16];
     size_t              nlisten;
     bool                accepting;

@@ -241,8 +241,11 @@ publish(struct sess *s)
         manifest_remove(s->w->staging_fd, s->key, err, sizeof(err));
         goto out;
     }
+    struct store_modes modes = { s->w->conf->file_mode,
+                                 s->w->conf->dir_mode };
     s->publish_rc = store_publish(dfd, "data", data, s->w->root_fd,
-                                  s->hdr.path, s->err, sizeof(s->err));
+                                  s->hdr.path, &modes, s->err,
+                                  sizeof(s->err));
     s->job_errno = errno;
     if (s->publish_rc == STORE_PUBLISHED
         || s->publish_rc == STORE_IDENTICAL_EXISTS) {

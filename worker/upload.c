@@ -372,8 +372,10 @@ staging_publish_work(struct sync_job *job)
         up->result = SESS_DIGEST_MISMATCH;
         return;
     }
+    struct store_modes modes = { up->w->conf->file_mode,
+                                 up->w->conf->dir_mode };
     up->result = store_publish(up->w->staging_fd, up->staging, up->fd,
-                               up->w->root_fd, up->rel, up->err,
+                               up->w->root_fd, up->rel, &modes, up->err,
                                sizeof(up->err));
     up->result_errno = errno;
 }

@@ -23,6 +23,7 @@
 #include "worker/conn.h"
 #include "worker/pause.h"
 #include "worker/session.h"
+#include "worker/storage.h"
 #include "worker/syncpool.h"
 
 #define SYNC_THREADS 2
@@ -100,6 +101,8 @@ on_tick(void *data)
 {
     struct worker *w = data;
     conn_tick(w);
+    if (!w->stopping)
+        storage_tick(w);
     /* One janitor per generation is enough: worker 0 sweeps. */
     if (w->index == 0 && w->table && !w->stopping
         && loop_now_ms(w->loop) >= w->next_janitor_ms) {

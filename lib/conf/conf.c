@@ -524,6 +524,36 @@ set_level(struct ld *ld, const config_setting_t *s, const struct key *k)
     return 0;
 }
 
+/* A file or directory mode as an octal string ("0640"). An integer is
+ * refused: libconfig reads 0640 as decimal 640, a mode nobody meant. k->min
+ * holds the owner bits the daemon itself needs (rw for files, rwx for
+ * directories). */
+static int
+set_mode(struct ld *ld, const config_setting_t *s, const struct key *k)
+{
+    const char   *v = NULL, *p;
+    unsigned long m = 0;
+
+    if (config_setting_type(s) != CONFIG_TYPE_STRING)
+        return fail(ld, s, "write the mode as an octal string such as "
+                    "\"0640\" (libconfig reads 0640 as decimal 640)");
+    if (get_string(ld, s, 16, 1, &v) < 0)
+        return -1;
+    for (p = v; *p >= '0' && *p <= '7'; p++)
+        m = m * 8 + (unsigned long)(*p - '0');
+    if (*p != '\0' || p - v > 4)
+        return fail(ld, s, "bad mode \"%s\" (want 3 or 4 octal digits, "
+                    "such as \"0640\")", v);
+    if (m & ~0777UL)
+        return fail(ld, s, "setuid, setgid and sticky bits are not allowed");
+    if ((m & (unsigned long)k->min) != (unsigned long)k->min)
+        return fail(ld, s, "the owner needs at least %04llo (the daemon "
+                    "writes %s)", (unsigned long long)k->min,
+                    k->min == 0700 ? "into it" : "it");
+    *FIELD(ld, k, unsigned) = (unsigned)m;
+    return 0;
+}
+
 /* ---- list setters ----------------------------------------------------- */
 
 static int
@@ -777,6 +807,9 @@ static const struct key storage_keys[] = {
     { "staging",         set_str,  F(staging_dir),     1, 0 },
     { "max_upload_size", set_size, F(max_upload_size), 1, LLONG_MAX },
     { "min_free",        set_size, F(min_free_bytes),  0, LLONG_MAX },
+    /* min: the owner bits the daemon itself needs */
+    { "file_mode",       set_mode, F(file_mode),       0600, 0 },
+    { "dir_mode",        set_mode, F(dir_mode),        0700, 0 },
     { NULL, NULL, 0, 0, 0, 0 }
 };
 
@@ -971,6 +1004,8 @@ conf_defaults(struct conf *c)
     snprintf(c->staging_dir, sizeof(c->staging_dir), "./var/staging");
     c->max_upload_size = 1ULL << 30;
     c->min_free_bytes = 64ULL << 20;
+    c->file_mode = 0644;
+    c->dir_mode = 0755;
     c->token_max_lifetime = 86400;
     snprintf(c->cors_origins[0], sizeof(c->cors_origins[0]), "*");
     c->ncors_origins = 1;

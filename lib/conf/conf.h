@@ -45,6 +45,8 @@ struct conf {
     char     staging_dir[CONF_PATH_MAX];   /* same filesystem as storage_dir */
     uint64_t max_upload_size;           /* bytes */
     uint64_t min_free_bytes;            /* refuse (507) below this much free */
+    unsigned file_mode;                 /* published files (fchmod) */
+    unsigned dir_mode;                  /* directories made in storage_dir */
 
     /* security */
     struct conf_secret secrets[CONF_MAX_SECRETS];

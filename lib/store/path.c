@@ -1,4 +1,5 @@
 /* path.c: decoding and confinement of client-supplied paths. */
+#define _GNU_SOURCE     /* dup3 */
 #include "lib/store/path.h"
 #include "lib/util/hex.h"
 
@@ -170,26 +171,49 @@ check_rel(const char *rel, char *err, size_t errlen)
     }
 }
 
-/* Opens one directory component, making it first if asked. With create,
- * the parent is fsynced whether or not we made the directory: one made an
- * instant ago by a concurrent publisher may not be synced yet, and our file
- * must not survive a power cut only to lose the directory that names it.
- * Syncing a clean directory is cheap next to the data sync before it. */
+/* Makes a missing directory with exactly dir_mode: mkdirat's mode passes
+ * through the umask, and operators choose storage.dir_mode so that another
+ * user (a web server) can read the tree, whatever umask we started with. */
 static int
-open_dir(int dfd, const char *name, int create, char *err, size_t errlen)
+make_dir(int dfd, const char *name, mode_t dir_mode, int flags,
+         const char **what)
+{
+    int fd;
+
+    if (mkdirat(dfd, name, dir_mode) < 0) {
+        if (errno != EEXIST) {
+            *what = "mkdirat";
+            return -1;
+        }
+        return openat(dfd, name, flags);    /* a concurrent creator's */
+    }
+    fd = openat(dfd, name, flags);
+    if (fd >= 0 && fchmod(fd, dir_mode) < 0) {
+        *what = "fchmod of new directory";
+        close_keep(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* Opens one directory component, making it first if asked (dir_mode not
+ * 0). Then the parent is fsynced whether or not we made the directory: one
+ * made an instant ago by a concurrent publisher may not be synced yet, and
+ * our file must not survive a power cut only to lose the directory that
+ * names it. Syncing a clean directory is cheap next to the data sync before
+ * it. */
+static int
+open_dir(int dfd, const char *name, mode_t dir_mode, char *err,
+         size_t errlen)
 {
     int         fd, e, flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
     const char *what = "openat";
     struct stat st;
 
     fd = openat(dfd, name, flags);
-    if (fd < 0 && errno == ENOENT && create) {
-        if (mkdirat(dfd, name, 0755) < 0 && errno != EEXIST)
-            what = "mkdirat";
-        else
-            fd = openat(dfd, name, flags);
-    }
-    if (fd >= 0 && create && fsync(dfd) < 0) {
+    if (fd < 0 && errno == ENOENT && dir_mode != 0)
+        fd = make_dir(dfd, name, dir_mode, flags, &what);
+    if (fd >= 0 && dir_mode != 0 && fsync(dfd) < 0) {
         what = "fsync of parent directory";
         close_keep(fd);
         fd = -1;
@@ -213,7 +237,7 @@ open_dir(int dfd, const char *name, int create, char *err, size_t errlen)
 }
 
 int
-store_open_parent(int root_fd, const char *rel, int create_dirs,
+store_open_parent(int root_fd, const char *rel, mode_t dir_mode,
                   int *dirfd_r, const char **leaf_r, char *err, size_t errlen)
 {
     char        comp[STORE_NAME_MAX + 1];
@@ -234,7 +258,7 @@ store_open_parent(int root_fd, const char *rel, int create_dirs,
     while ((slash = strchr(p, '/')) != NULL) {
         memcpy(comp, p, (size_t)(slash - p));
         comp[slash - p] = '\0';
-        fd = open_dir(cur, comp, create_dirs, err, errlen);
+        fd = open_dir(cur, comp, dir_mode, err, errlen);
         close_keep(cur);
         if (fd < 0)
             return -1;
@@ -312,4 +336,47 @@ store_open_file(int root_fd, const char *rel, int *fd_r, struct stat *st_r,
     close(fd);
     errno = saved;
     return -1;
+}
+
+int
+store_dir_refresh(const char *path, int fd, char *err, size_t errlen)
+{
+    struct stat ps, fs;
+    int         nfd, e;
+
+    if (stat(path, &ps) < 0) {
+        e = errno;
+        seterr(err, errlen, e == ENOENT ? "is missing" : "%s", strerror(e));
+        errno = e;
+        return -1;
+    }
+    if (!S_ISDIR(ps.st_mode)) {
+        seterr(err, errlen, "is not a directory");
+        errno = ENOTDIR;
+        return -1;
+    }
+    /* While we hold the old directory its inode cannot be freed, so an
+     * equal (st_dev, st_ino) really is the same directory. */
+    if (fstat(fd, &fs) == 0 && fs.st_nlink > 0 && fs.st_dev == ps.st_dev
+        && fs.st_ino == ps.st_ino)
+        return 0;
+    nfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (nfd < 0) {
+        e = errno;
+        seterr(err, errlen, "cannot be opened: %s", strerror(e));
+        errno = e;
+        return -1;
+    }
+    /* dup3, not close and open: other threads may be using the number
+     * right now, and it must name a directory throughout, never a closed
+     * (or reused) descriptor. */
+    if (dup3(nfd, fd, O_CLOEXEC) < 0) {
+        e = errno;
+        seterr(err, errlen, "dup3: %s", strerror(e));
+        close(nfd);
+        errno = e;
+        return -1;
+    }
+    close(nfd);
+    return 1;
 }

@@ -36,15 +36,16 @@ int store_path_decode(const char *raw, size_t rawlen, char *out,
                       size_t errlen);
 
 /* Open the directory that holds rel's last component, walking from root_fd
- * one component at a time with O_NOFOLLOW. With create_dirs, missing
- * directories are made (0755) and the parent of every directory on the way
- * is fsynced, so an entry made in the result is durable once the result
- * itself is fsynced (store_publish does that). root_fd must be
- * opened O_RDONLY|O_DIRECTORY (an O_PATH fd cannot be fsynced). On success
+ * one component at a time with O_NOFOLLOW. With dir_mode not 0, missing
+ * directories are made with exactly that mode (fchmod: the umask does not
+ * apply) and the parent of every directory on the way is fsynced, so an
+ * entry made in the result is durable once the result itself is fsynced
+ * (store_publish does that). root_fd must be opened O_RDONLY|O_DIRECTORY
+ * (an O_PATH fd cannot be fsynced). On success
  * *dirfd_r is a new fd the caller closes and *leaf_r points into rel.
  * Returns 0, or -1 with errno set (ELOOP: a symlink on the way; ENOTDIR: a
  * non-directory on the way; EINVAL: rel is not a valid decoded path). */
-int store_open_parent(int root_fd, const char *rel, int create_dirs,
+int store_open_parent(int root_fd, const char *rel, mode_t dir_mode,
                       int *dirfd_r, const char **leaf_r, char *err,
                       size_t errlen);
 
@@ -55,5 +56,15 @@ int store_open_parent(int root_fd, const char *rel, int create_dirs,
  * Returns 0, or -1 with errno set (ENOENT: not there). */
 int store_open_file(int root_fd, const char *rel, int *fd_r,
                     struct stat *st_r, char *err, size_t errlen);
+
+/* The storage and staging roots are held open for the daemon's life; an
+ * operator may delete and re-create one under it (a restore, a remount).
+ * If path no longer names the directory fd holds, open path and put it on
+ * fd's number (dup3, close-on-exec: threads using the number concurrently
+ * see one directory or the other, never a closed one). Nothing is created.
+ * Returns 0 (fd still is path), 1 (re-opened), or -1 with errno and a
+ * reason for "<key> <reason>" in err ("is missing", "is not a directory",
+ * ...). */
+int store_dir_refresh(const char *path, int fd, char *err, size_t errlen);
 
 #endif

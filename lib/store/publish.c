@@ -225,22 +225,43 @@ link_or_judge(int staging_fd, const char *staging_name, int data_fd,
     return fail(err, errlen, "target name keeps appearing and vanishing");
 }
 
+/* Every path to publication (one-shot staging file 0644, session data file
+ * 0600) ends here, so this is where the file gets the one mode operators
+ * configured, before its name appears. */
+static int
+set_mode(int data_fd, mode_t mode, char *err, size_t errlen)
+{
+    struct stat st;
+
+    if (fstat(data_fd, &st) < 0)
+        return fail(err, errlen, "fstat of upload data");
+    if ((st.st_mode & 07777) != mode && fchmod(data_fd, mode) < 0)
+        return fail(err, errlen, "fchmod of upload data");
+    return 0;
+}
+
 int
 store_publish(int staging_fd, const char *staging_name, int data_fd,
-              int root_fd, const char *rel, char *err, size_t errlen)
+              int root_fd, const char *rel, const struct store_modes *modes,
+              char *err, size_t errlen)
 {
     const char *leaf;
     int         dfd, rc;
 
     if (err != NULL && errlen > 0)
         err[0] = '\0';
+    if (set_mode(data_fd, modes->file, err, errlen) < 0)
+        return STORE_PUBLISH_ERROR;
     /* Data before name: otherwise a power cut could leave a published
-     * name over blocks that were never written (zeros or stale data). */
-    if (fdatasync(data_fd) < 0)
-        return fail(err, errlen, "fdatasync of upload data");
+     * name over blocks that were never written (zeros or stale data).
+     * fsync, not fdatasync: the mode just set is inode metadata that
+     * fdatasync may leave behind. */
+    if (fsync(data_fd) < 0)
+        return fail(err, errlen, "fsync of upload data");
     /* Creates and syncs missing directories: the file's entry is only as
      * durable as every directory above it. */
-    if (store_open_parent(root_fd, rel, 1, &dfd, &leaf, err, errlen) < 0)
+    if (store_open_parent(root_fd, rel, modes->dir, &dfd, &leaf, err,
+                          errlen) < 0)
         return STORE_PUBLISH_ERROR;
     rc = link_or_judge(staging_fd, staging_name, data_fd, dfd, leaf, err,
                        errlen);

@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define STORE_STAGING_NAME_LEN  40      /* "up-" + 32 hex + NUL, rounded */
 
@@ -31,10 +32,20 @@ enum store_publish_result {
 int store_staging_create(int staging_fd, char *name_out, size_t len,
                          int *fd_r, char *err, size_t errlen);
 
+/* Modes of what publication makes under the storage root, applied with
+ * fchmod (the umask does not apply): storage.file_mode, storage.dir_mode. */
+struct store_modes {
+    mode_t file;            /* the published file */
+    mode_t dir;             /* every directory created on the way */
+};
+
 /* Publish the staging file staging_name (in staging_fd, whose open fd is
  * data_fd) at rel below root_fd, creating missing directories. rel must be
  * a store_path_decode result; root_fd and staging_fd must be O_RDONLY
- * directory fds (they are fsynced).
+ * directory fds (they are fsynced). The file gets modes->file before its
+ * name appears (also on CONFLICT and ERROR: it is still ours then);
+ * directories made on the way get modes->dir. An existing file
+ * (IDENTICAL_EXISTS) keeps its mode.
  *
  * PUBLISHED and IDENTICAL_EXISTS consume the staging name. CONFLICT and
  * ERROR leave it for the caller (retry later, or store_staging_discard).
@@ -44,7 +55,8 @@ int store_staging_create(int staging_fd, char *name_out, size_t len,
  * the staging name could not be removed (recovery sweeps it). data_fd stays
  * open in every case. */
 int store_publish(int staging_fd, const char *staging_name, int data_fd,
-                  int root_fd, const char *rel, char *err, size_t errlen);
+                  int root_fd, const char *rel,
+                  const struct store_modes *modes, char *err, size_t errlen);
 
 /* Remove a staging file. A missing name is success. Not synced: a name
  * that comes back after a power cut is swept by recovery. */

@@ -694,7 +694,9 @@ class Daemon:
                                   % (self.proc.returncode, self.log_tail()))
             try:
                 r = self.request("GET", "/health", timeout=1.0)
-                if r.status == 200:
+                # 503: serving, but reporting its storage (a test's full
+                # or missing storage.dir).
+                if r.status in (200, 503):
                     return
                 last = "GET /health -> %d" % r.status
             except (OSError, EOFError, ValueError) as e:

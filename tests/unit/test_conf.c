@@ -82,6 +82,8 @@ test_defaults(void)
     CU_ASSERT_STRING_EQUAL(c.staging_dir, "./var/staging");
     CU_ASSERT_EQUAL(c.max_upload_size, 1ULL << 30);
     CU_ASSERT_EQUAL(c.min_free_bytes, 64ULL << 20);
+    CU_ASSERT_EQUAL(c.file_mode, 0644);
+    CU_ASSERT_EQUAL(c.dir_mode, 0755);
     CU_ASSERT_EQUAL(c.nsecrets, 0);
     CU_ASSERT_EQUAL(c.token_max_lifetime, 86400);
     CU_ASSERT_EQUAL(c.ncors_origins, 1);
@@ -623,6 +625,41 @@ test_misc_values(void)
     CU_ASSERT_EQUAL(c.ncors_origins, 0);
 }
 
+/* Modes are octal strings; an integer would be read as decimal. */
+static void
+test_modes(void)
+{
+    static const char *bad[] = { "\"0648\"", "\"\"", "\"rw-r-----\"",
+                                 "\"00644\"", "\"0x1a4\"", "\" 644\"" };
+    char text[256];
+
+    CU_ASSERT_EQUAL(load(SEC "storage: { file_mode = \"0640\"; "
+                         "dir_mode = \"750\"; };\n"), 0);
+    CU_ASSERT_EQUAL(c.file_mode, 0640);
+    CU_ASSERT_EQUAL(c.dir_mode, 0750);
+    CU_ASSERT_EQUAL(load(SEC "storage: { file_mode = \"0600\"; "
+                         "dir_mode = \"0700\"; };\n"), 0);
+    CU_ASSERT(c.file_mode == 0600 && c.dir_mode == 0700);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), SEC "storage: {\n file_mode = %s; };\n",
+                 bad[i]);
+        expect_err(text, "t.conf:3: storage.file_mode: ",
+                   i == 1 ? "empty" : "bad mode");
+    }
+    expect_err(SEC "storage: { file_mode = 0644; };\n",
+               "t.conf:2: storage.file_mode: ", "octal string");
+    expect_err(SEC "storage: { dir_mode = 493; };\n",
+               "t.conf:2: storage.dir_mode: ", "octal string");
+    expect_err(SEC "storage: { file_mode = \"4644\"; };\n",
+               "t.conf:2: storage.file_mode: ", "setuid");
+    expect_err(SEC "storage: { dir_mode = \"1777\"; };\n",
+               "t.conf:2: storage.dir_mode: ", "sticky");
+    expect_err(SEC "storage: { file_mode = \"0444\"; };\n",
+               "t.conf:2: storage.file_mode: ", "owner needs at least 0600");
+    expect_err(SEC "storage: { dir_mode = \"0655\"; };\n",
+               "t.conf:2: storage.dir_mode: ", "owner needs at least 0700");
+}
+
 /* A reload that fails must leave the running configuration as it was. */
 static void
 test_failure_keeps_output(void)
@@ -702,6 +739,7 @@ static CU_TestInfo tests[] = {
     { "syntax and I/O errors", test_syntax_error },
     { "include", test_include },
     { "misc values", test_misc_values },
+    { "file and directory modes", test_modes },
     { "failed load leaves output alone", test_failure_keeps_output },
     { "shipped configs load", test_shipped_configs },
     CU_TEST_INFO_NULL

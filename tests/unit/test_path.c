@@ -245,9 +245,8 @@ test_open_parent_creates(void)
     const char *leaf = NULL;
     char        err[256], p[1200];
     int         dfd = -1;
-    mode_t      mask = umask(0);
+    mode_t      mask = umask(077);      /* the mode must not depend on it */
 
-    umask(mask);
     tree_init(&t);
     /* Without create, a missing directory is ENOENT and nothing is made. */
     CU_ASSERT_EQUAL(store_open_parent(t.rfd, "n1/n2/leaf", 0, &dfd, &leaf,
@@ -255,28 +254,41 @@ test_open_parent_creates(void)
     CU_ASSERT_EQUAL(errno, ENOENT);
     CU_ASSERT_FALSE(exists(&t, "n1"));
     /* With create, the chain appears and the fd is the leaf's parent. */
-    CU_ASSERT_EQUAL_FATAL(store_open_parent(t.rfd, "n1/n2/leaf", 1, &dfd,
+    CU_ASSERT_EQUAL_FATAL(store_open_parent(t.rfd, "n1/n2/leaf", 0755, &dfd,
                                             &leaf, err, sizeof(err)), 0);
     CU_ASSERT_STRING_EQUAL(leaf, "leaf");
     snprintf(p, sizeof(p), "%s/n1/n2", t.root);
     CU_ASSERT(fstat(dfd, &a) == 0 && stat(p, &b) == 0);
     CU_ASSERT(a.st_ino == b.st_ino && a.st_dev == b.st_dev);
-    CU_ASSERT_EQUAL(b.st_mode & 0777, 0755 & ~mask);
+    CU_ASSERT_EQUAL(b.st_mode & 07777, 0755);
+    snprintf(p, sizeof(p), "%s/n1", t.root);
+    CU_ASSERT(stat(p, &b) == 0 && (b.st_mode & 07777) == 0755);
+    snprintf(p, sizeof(p), "%s/n1/n2", t.root);
+    CU_ASSERT(stat(p, &b) == 0);
     CU_ASSERT_FALSE(exists(&t, "n1/n2/leaf"));
     close(dfd);
     /* Existing directories are reused. */
-    CU_ASSERT_EQUAL(store_open_parent(t.rfd, "n1/n2/other", 1, &dfd, &leaf,
-                                      err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL(store_open_parent(t.rfd, "n1/n2/other", 0755, &dfd,
+                                      &leaf, err, sizeof(err)), 0);
     CU_ASSERT(fstat(dfd, &a) == 0 && a.st_ino == b.st_ino);
     close(dfd);
     /* One component: the parent is (a dup of) the root itself. */
     const char *rel = "top.bin";
-    CU_ASSERT_EQUAL(store_open_parent(t.rfd, rel, 1, &dfd, &leaf, err,
+    CU_ASSERT_EQUAL(store_open_parent(t.rfd, rel, 0755, &dfd, &leaf, err,
                                       sizeof(err)), 0);
     CU_ASSERT_PTR_EQUAL(leaf, rel);
     CU_ASSERT(dfd != t.rfd && fstat(dfd, &a) == 0 && stat(t.root, &b) == 0
               && a.st_ino == b.st_ino);
     close(dfd);
+    /* Another mode, as storage.dir_mode gives it; existing ones stay. */
+    CU_ASSERT_EQUAL_FATAL(store_open_parent(t.rfd, "n1/m2/leaf", 0750, &dfd,
+                                            &leaf, err, sizeof(err)), 0);
+    close(dfd);
+    snprintf(p, sizeof(p), "%s/n1/m2", t.root);
+    CU_ASSERT(stat(p, &b) == 0 && (b.st_mode & 07777) == 0750);
+    snprintf(p, sizeof(p), "%s/n1", t.root);
+    CU_ASSERT(stat(p, &b) == 0 && (b.st_mode & 07777) == 0755);
+    umask(mask);
     tree_fini(&t);
 }
 
@@ -301,7 +313,8 @@ test_open_parent_refuses(void)
     for (size_t i = 0; i < sizeof(sym) / sizeof(sym[0]); i++) {
         for (int create = 0; create <= 1; create++) {
             err[0] = '\0';
-            CU_ASSERT_EQUAL(store_open_parent(t.rfd, sym[i], create, &dfd,
+            CU_ASSERT_EQUAL(store_open_parent(t.rfd, sym[i],
+                                              create ? 0755 : 0, &dfd,
                                               &leaf, err, sizeof(err)), -1);
             CU_ASSERT_EQUAL(errno, ELOOP);
             CU_ASSERT_PTR_NOT_NULL(strstr(err, "symlink"));
@@ -313,7 +326,7 @@ test_open_parent_refuses(void)
     CU_ASSERT_NOT_EQUAL(access("/nonexistent-hfs-dir", F_OK), 0);
 
     /* A file where a directory is needed. */
-    CU_ASSERT_EQUAL(store_open_parent(t.rfd, "f/x", 1, &dfd, &leaf, err,
+    CU_ASSERT_EQUAL(store_open_parent(t.rfd, "f/x", 0755, &dfd, &leaf, err,
                                       sizeof(err)), -1);
     CU_ASSERT_EQUAL(errno, ENOTDIR);
 
@@ -323,7 +336,7 @@ test_open_parent_refuses(void)
                                  "/etc/passwd", "", "a//x", "a/", "./x",
                                  ".hidden/x" };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        CU_ASSERT_EQUAL(store_open_parent(t.rfd, bad[i], 1, &dfd, &leaf,
+        CU_ASSERT_EQUAL(store_open_parent(t.rfd, bad[i], 0755, &dfd, &leaf,
                                           err, sizeof(err)), -1);
         CU_ASSERT_EQUAL(errno, EINVAL);
     }
@@ -456,6 +469,49 @@ test_open_file_without_openat2(void)
     tree_fini(&t);
 }
 
+/* A root deleted, or deleted and re-created, under the fd that holds it. */
+static void
+test_dir_refresh(void)
+{
+    struct tree t;
+    struct stat a, b;
+    char        err[256], p[1200], gone[1200];
+    int         fd;
+
+    tree_init(&t);
+    fd = open(t.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(store_dir_refresh(t.root, fd, err, sizeof(err)), 0);
+    /* Moved away (as good as deleted for the path): not there. */
+    snprintf(gone, sizeof(gone), "%s/gone", t.tmp);
+    CU_ASSERT_FATAL(rename(t.root, gone) == 0);
+    CU_ASSERT_EQUAL(store_dir_refresh(t.root, fd, err, sizeof(err)), -1);
+    CU_ASSERT_EQUAL(errno, ENOENT);
+    CU_ASSERT_STRING_EQUAL(err, "is missing");
+    /* A file in its place is not a directory. */
+    CU_ASSERT_FATAL(rename(gone, t.root) == 0);
+    CU_ASSERT_EQUAL(store_dir_refresh(t.root, fd, err, sizeof(err)), 0);
+    snprintf(p, sizeof(p), "%s/old", t.tmp);
+    CU_ASSERT_FATAL(rename(t.root, p) == 0);
+    CU_ASSERT_FATAL(close(open(t.root, O_CREAT | O_WRONLY, 0644)) == 0);
+    CU_ASSERT_EQUAL(store_dir_refresh(t.root, fd, err, sizeof(err)), -1);
+    CU_ASSERT_EQUAL(errno, ENOTDIR);
+    CU_ASSERT_FATAL(unlink(t.root) == 0);
+    /* Re-created: the same fd number now holds the new directory. */
+    CU_ASSERT_FATAL(mkdir(t.root, 0755) == 0);
+    CU_ASSERT_EQUAL(store_dir_refresh(t.root, fd, err, sizeof(err)), 1);
+    CU_ASSERT(fstat(fd, &a) == 0 && stat(t.root, &b) == 0
+              && a.st_ino == b.st_ino && a.st_dev == b.st_dev);
+    CU_ASSERT_EQUAL(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+    CU_ASSERT_EQUAL(store_dir_refresh(t.root, fd, err, sizeof(err)), 0);
+    /* Deleted and re-created in place (rmdir: the held one is unlinked). */
+    CU_ASSERT_FATAL(rmdir(t.root) == 0 && mkdir(t.root, 0755) == 0);
+    CU_ASSERT_EQUAL(store_dir_refresh(t.root, fd, err, sizeof(err)), 1);
+    CU_ASSERT(fstat(fd, &a) == 0 && a.st_nlink > 0);
+    close(fd);
+    tree_fini(&t);
+}
+
 static CU_TestInfo tests[] = {
     { "decode accepts and decodes", test_decode_ok },
     { "decode refuses dot names", test_decode_dots },
@@ -464,6 +520,7 @@ static CU_TestInfo tests[] = {
     { "decode enforces limits", test_decode_limits },
     { "open_parent creates dirs", test_open_parent_creates },
     { "open_parent refuses symlinks", test_open_parent_refuses },
+    { "dir_refresh follows a replaced root", test_dir_refresh },
     { "open_file confinement", test_open_file },
     { "open_file walk without openat2", test_open_file_without_openat2 },
     CU_TEST_INFO_NULL

@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+static const struct store_modes MODES = { 0644, 0755 };
+
 struct env {
     char *tmp;
     char  root[512], stage[512], out[512];
@@ -174,7 +176,7 @@ test_publish_new(void)
     /* Written but unpublished: nothing at the final path yet. */
     CU_ASSERT_EQUAL(count_entries(e.root), 0);
     CU_ASSERT_EQUAL(store_publish(e.sfd, name, fd, e.rfd, "a/b/c/file.bin",
-                                  err, sizeof(err)), STORE_PUBLISHED);
+                                  &MODES, err, sizeof(err)), STORE_PUBLISHED);
     CU_ASSERT_STRING_EQUAL(err, "");
     CU_ASSERT(holds(e.root, "a/b/c/file.bin", 10000, 1));
     CU_ASSERT_EQUAL(count_entries(e.stage), 0);
@@ -186,7 +188,7 @@ test_publish_new(void)
     /* A sibling reuses the directories; an empty file publishes too. */
     fd = stage(&e, name, 0, 0);
     CU_ASSERT_EQUAL(store_publish(e.sfd, name, fd, e.rfd, "a/b/c/empty",
-                                  err, sizeof(err)), STORE_PUBLISHED);
+                                  &MODES, err, sizeof(err)), STORE_PUBLISHED);
     CU_ASSERT(holds(e.root, "a/b/c/empty", 0, 0));
     CU_ASSERT_EQUAL(count_entries(e.stage), 0);
     close(fd);
@@ -205,12 +207,12 @@ test_publish_identical(void)
 
     env_init(&e);
     fd = stage(&e, name, big, 9);
-    CU_ASSERT_EQUAL(store_publish(e.sfd, name, fd, e.rfd, "x/f", err,
+    CU_ASSERT_EQUAL(store_publish(e.sfd, name, fd, e.rfd, "x/f", &MODES, err,
                                   sizeof(err)), STORE_PUBLISHED);
     close(fd);
     ino = inode_of(e.root, "x/f");
     fd = stage(&e, name, big, 9);
-    CU_ASSERT_EQUAL(store_publish(e.sfd, name, fd, e.rfd, "x/f", err,
+    CU_ASSERT_EQUAL(store_publish(e.sfd, name, fd, e.rfd, "x/f", &MODES, err,
                                   sizeof(err)), STORE_IDENTICAL_EXISTS);
     CU_ASSERT_STRING_EQUAL(err, "");
     /* The existing file was kept, not replaced, and staging is empty. */
@@ -218,6 +220,57 @@ test_publish_identical(void)
     CU_ASSERT(holds(e.root, "x/f", big, 9));
     CU_ASSERT_EQUAL(count_entries(e.stage), 0);
     close(fd);
+    env_fini(&e);
+}
+
+static mode_t
+mode_of(const char *dir, const char *rel)
+{
+    char        p[1200];
+    struct stat st;
+
+    snprintf(p, sizeof(p), "%s/%s", dir, rel);
+    return lstat(p, &st) == 0 ? st.st_mode & 07777 : (mode_t)-1;
+}
+
+/* storage.file_mode and dir_mode, whatever the umask and whatever mode the
+ * staged file was made with (a session's data file is 0600). */
+static void
+test_publish_modes(void)
+{
+    static const struct store_modes custom = { 0640, 0750 };
+    struct env e;
+    char       name[STORE_STAGING_NAME_LEN], err[256];
+    mode_t     mask = umask(077);
+    int        fd;
+
+    env_init(&e);
+    fd = stage(&e, name, 100, 3);
+    CU_ASSERT_EQUAL(fchmod(fd, 0600), 0);
+    CU_ASSERT_EQUAL(store_publish(e.sfd, name, fd, e.rfd, "d1/d2/f", &MODES,
+                                  err, sizeof(err)), STORE_PUBLISHED);
+    close(fd);
+    CU_ASSERT_EQUAL(mode_of(e.root, "d1/d2/f"), 0644);
+    CU_ASSERT_EQUAL(mode_of(e.root, "d1"), 0755);
+    CU_ASSERT_EQUAL(mode_of(e.root, "d1/d2"), 0755);
+    /* Custom modes: new directories get dir_mode, existing ones stay. */
+    fd = stage(&e, name, 100, 4);
+    CU_ASSERT_EQUAL(store_publish(e.sfd, name, fd, e.rfd, "d1/d3/d4/g",
+                                  &custom, err, sizeof(err)),
+                    STORE_PUBLISHED);
+    close(fd);
+    CU_ASSERT_EQUAL(mode_of(e.root, "d1/d3/d4/g"), 0640);
+    CU_ASSERT_EQUAL(mode_of(e.root, "d1/d3"), 0750);
+    CU_ASSERT_EQUAL(mode_of(e.root, "d1/d3/d4"), 0750);
+    CU_ASSERT_EQUAL(mode_of(e.root, "d1"), 0755);
+    /* A file already there with the same bytes keeps its mode. */
+    fd = stage(&e, name, 100, 3);
+    CU_ASSERT_EQUAL(store_publish(e.sfd, name, fd, e.rfd, "d1/d2/f",
+                                  &custom, err, sizeof(err)),
+                    STORE_IDENTICAL_EXISTS);
+    close(fd);
+    CU_ASSERT_EQUAL(mode_of(e.root, "d1/d2/f"), 0644);
+    umask(mask);
     env_fini(&e);
 }
 
@@ -250,15 +303,15 @@ test_publish_conflict(void)
 
     env_init(&e);
     fd = stage(&e, name, big, 3);
-    CU_ASSERT_EQUAL(store_publish(e.sfd, name, fd, e.rfd, "d/f", err,
+    CU_ASSERT_EQUAL(store_publish(e.sfd, name, fd, e.rfd, "d/f", &MODES, err,
                                   sizeof(err)), STORE_PUBLISHED);
     close(fd);
     ino = inode_of(e.root, "d/f");
     for (i = 0; i < 5; i++) {
         fd = i < 4 ? stage_flipped(&e, name, big, 3, flips[i])
                    : stage(&e, name, big - 1, 3);
-        CU_ASSERT_EQUAL(store_publish(e.sfd, name, fd, e.rfd, "d/f", err,
-                                      sizeof(err)), STORE_CONFLICT);
+        CU_ASSERT_EQUAL(store_publish(e.sfd, name, fd, e.rfd, "d/f", &MODES,
+                                      err, sizeof(err)), STORE_CONFLICT);
         /* Existing file untouched; staging left for the caller. */
         CU_ASSERT_EQUAL(inode_of(e.root, "d/f"), ino);
         CU_ASSERT(holds(e.root, "d/f", big, 3));
@@ -283,7 +336,7 @@ test_publish_not_a_file(void)
     snprintf(p, sizeof(p), "%s/dir", e.root);
     CU_ASSERT_FATAL(mkdir(p, 0755) == 0);
     fd = stage(&e, name, 100, 1);
-    CU_ASSERT_EQUAL(store_publish(e.sfd, name, fd, e.rfd, "dir", err,
+    CU_ASSERT_EQUAL(store_publish(e.sfd, name, fd, e.rfd, "dir", &MODES, err,
                                   sizeof(err)), STORE_CONFLICT);
     CU_ASSERT_EQUAL(count_entries(p), 0);
     /* A symlink at the final name, pointing at a file outside with the
@@ -293,20 +346,21 @@ test_publish_not_a_file(void)
     CU_ASSERT_FATAL(link(p, q) == 0);
     snprintf(p, sizeof(p), "%s/lnk", e.root);
     CU_ASSERT_FATAL(symlink(q, p) == 0);
-    CU_ASSERT_EQUAL(store_publish(e.sfd, name, fd, e.rfd, "lnk", err,
+    CU_ASSERT_EQUAL(store_publish(e.sfd, name, fd, e.rfd, "lnk", &MODES, err,
                                   sizeof(err)), STORE_CONFLICT);
     CU_ASSERT(holds(e.out, "same", 100, 1));
     /* A symlinked directory on the way: error, nothing made outside. */
     snprintf(p, sizeof(p), "%s/evil", e.root);
     CU_ASSERT_FATAL(symlink(e.out, p) == 0);
     errno = 0;
-    CU_ASSERT_EQUAL(store_publish(e.sfd, name, fd, e.rfd, "evil/x", err,
-                                  sizeof(err)), STORE_PUBLISH_ERROR);
+    CU_ASSERT_EQUAL(store_publish(e.sfd, name, fd, e.rfd, "evil/x", &MODES,
+                                  err, sizeof(err)), STORE_PUBLISH_ERROR);
     CU_ASSERT_EQUAL(errno, ELOOP);
     CU_ASSERT_EQUAL(count_entries(e.out), 1);
     /* A path that never went through store_path_decode. */
     CU_ASSERT_EQUAL(store_publish(e.sfd, name, fd, e.rfd, "../outside/y",
-                                  err, sizeof(err)), STORE_PUBLISH_ERROR);
+                                  &MODES, err, sizeof(err)),
+                    STORE_PUBLISH_ERROR);
     CU_ASSERT_EQUAL(errno, EINVAL);
     CU_ASSERT_EQUAL(count_entries(e.out), 1);
     /* Staging survives every refusal. */
@@ -388,14 +442,14 @@ test_enospc(void)
 
     /* mkdirat needs an inode: ENOSPC, nothing visible at the final path. */
     errno = 0;
-    CU_ASSERT_EQUAL(store_publish(e.sfd, name, fd, e.rfd, "newdir/f", err,
-                                  sizeof(err)), STORE_PUBLISH_ERROR);
+    CU_ASSERT_EQUAL(store_publish(e.sfd, name, fd, e.rfd, "newdir/f", &MODES,
+                                  err, sizeof(err)), STORE_PUBLISH_ERROR);
     CU_ASSERT_EQUAL(errno, ENOSPC);
     CU_ASSERT_EQUAL(count_entries(e.root), 0);
     /* tmpfs charges a hard link to the inode budget too: linkat's ENOSPC
      * comes back the same way. */
     errno = 0;
-    CU_ASSERT_EQUAL(store_publish(e.sfd, name, fd, e.rfd, "f", err,
+    CU_ASSERT_EQUAL(store_publish(e.sfd, name, fd, e.rfd, "f", &MODES, err,
                                   sizeof(err)), STORE_PUBLISH_ERROR);
     CU_ASSERT_EQUAL(errno, ENOSPC);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "linkat"));
@@ -432,7 +486,7 @@ test_exdev(void)
     env_open(&e, r, s);
     fd = stage(&e, name, 10, 1);
     errno = 0;
-    CU_ASSERT_EQUAL(store_publish(e.sfd, name, fd, e.rfd, "d/f", err,
+    CU_ASSERT_EQUAL(store_publish(e.sfd, name, fd, e.rfd, "d/f", &MODES, err,
                                   sizeof(err)), STORE_PUBLISH_ERROR);
     CU_ASSERT_EQUAL(errno, EXDEV);
     CU_ASSERT_FALSE(holds(e.root, "d/f", 10, 1));
@@ -449,6 +503,7 @@ static CU_TestInfo tests[] = {
     { "staging_create names and modes", test_staging_create },
     { "publish new file", test_publish_new },
     { "publish identical exists", test_publish_identical },
+    { "publish applies file and dir modes", test_publish_modes },
     { "publish conflict", test_publish_conflict },
     { "publish over non-files and links", test_publish_not_a_file },
     { "free bytes", test_free_bytes },
