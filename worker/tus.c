@@ -36,6 +36,7 @@
 #include "lib/auth/auth.h"
 #include "lib/conf/conf.h"
 #include "lib/http/response.h"
+#include "lib/http/tusmeta.h"
 #include "lib/store/manifest.h"
 #include "lib/store/path.h"
 #include "lib/util/decimal.h"
@@ -235,37 +236,6 @@ is_b64(int ch)
     return isalnum(ch) || ch == '+' || ch == '/' || ch == '=';
 }
 
-/* Upload-Metadata: "key b64value,key2,key3 b64value" (tus 1.0.0
- * creation). Stored verbatim, so its syntax is all we check. */
-static bool
-metadata_valid(const char *m)
-{
-    const char *p = m;
-    while (*p) {
-        while (*p == ' ')
-            p++;
-        const char *k = p;
-        while (*p && *p != ' ' && *p != ',') {
-            if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
-                return false;
-            p++;
-        }
-        if (p == k)
-            return false;                 /* empty key */
-        if (*p == ' ') {
-            p++;
-            while (*p && *p != ',') {
-                if (!is_b64((unsigned char)*p))
-                    return false;
-                p++;
-            }
-        }
-        if (*p == ',')
-            p++;
-    }
-    return true;
-}
-
 /* Decodes standard base64 with padding; -1 if malformed. */
 static int
 b64_decode(const char *in, size_t inlen, unsigned char *out, size_t outmax)
@@ -284,30 +254,25 @@ b64_decode(const char *in, size_t inlen, unsigned char *out, size_t outmax)
     return n;
 }
 
-/* The value of `key` in Upload-Metadata, decoded, or "" if absent. */
+/* The value of `key` in (validated) Upload-Metadata, decoded, or "" if
+ * absent, empty or not text. */
 static void
-metadata_get(const char *m, const char *key, char *out, size_t outlen)
+metadata_get(const char *meta, const char *key, char *out, size_t outlen)
 {
-    size_t klen = strlen(key);
+    struct tusmeta m;
+    const struct tusmeta_pair *p;
+    unsigned char buf[MANIFEST_CTYPE_MAX + 3];
+    char err[128];
+    int n;
+
     out[0] = '\0';
-    for (const char *p = m, *next; p != NULL; p = next) {
-        next = strchr(p, ',');
-        if (next)
-            next++;
-        while (*p == ' ')
-            p++;
-        if (strncmp(p, key, klen) != 0 || p[klen] != ' ')
-            continue;
-        const char *v = p + klen + 1;
-        size_t vlen = strcspn(v, ",");
-        unsigned char buf[MANIFEST_CTYPE_MAX + 3];
-        int n = b64_decode(v, vlen, buf, sizeof(buf));
-        if (n < 0 || (size_t)n >= outlen || memchr(buf, '\0', (size_t)n))
-            return;
-        memcpy(out, buf, (size_t)n);
-        out[n] = '\0';
+    if (tusmeta_parse(meta, &m, err, sizeof(err)) < 0
+        || (p = tusmeta_find(&m, key)) == NULL
+        || (n = b64_decode(p->value, p->value_len, buf, sizeof(buf))) < 0
+        || (size_t)n >= outlen || memchr(buf, '\0', (size_t)n))
         return;
-    }
+    memcpy(out, buf, (size_t)n);
+    out[n] = '\0';
 }
 
 /* Upload-Checksum: "<algorithm> <base64 digest>" (tus checksum). */
@@ -440,6 +405,7 @@ parse_create(struct tus *t, struct conn *c, struct http_request *req,
     const char *ul = http_header_get(req, "Upload-Length");
     const char *dl = http_header_get(req, "Upload-Defer-Length");
     const char *md = http_header_get(req, "Upload-Metadata");
+    struct tusmeta meta;
     size_t plen;
 
     if (c->rel == NULL || c->rel_len == 0) {
@@ -479,9 +445,8 @@ parse_create(struct tus *t, struct conn *c, struct http_request *req,
         *why = "Upload-Metadata longer than 4096 bytes";
         return 400;
     }
-    if (md && !metadata_valid(md)) {
-        *why = "Upload-Metadata must be \"key base64value\" pairs separated "
-               "by commas";
+    if (md && tusmeta_parse(md, &meta, t->err, sizeof(t->err)) < 0) {
+        *why = t->err;
         return 400;
     }
     snprintf(t->hdr.meta, sizeof(t->hdr.meta), "%s", md ? md : "");

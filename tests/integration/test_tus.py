@@ -292,6 +292,40 @@ def test_creation_refusals():
         assert d.get("u-tus7/a").status == 404
 
 
+def test_metadata_rules():
+    """Upload-Metadata as tus 1.0.0 defines it: unique, non-empty keys
+    without spaces or commas, base64 values; anything else is 400 and no
+    session is made. A key without a value is allowed."""
+    with Daemon() as d:
+        bad = [("a YQ==,a YmI=", "repeated"),
+               ("filetype dGV4dC9wbGFpbg==,filetype aW1hZ2UvcG5n",
+                "repeated"),
+               ("a YQ==,,b YmI=", "empty key"),
+               (",a YQ==", "empty key"),
+               ("a YQ==,", "empty key"),
+               ("my key YQ==", "not base64"),
+               ("a  YQ==", "not base64"),
+               ("filename photo.jpg", "not base64"),
+               ("filename cGhvdG8", "not base64"),
+               ("a Y=Q=", "not base64")]
+        for i, (meta, words) in enumerate(bad):
+            r = create(d, "u-tusm/%d" % i, 10, [("Upload-Metadata", meta)])
+            assert_tus_error(r, 400, "Upload-Metadata")
+            assert words in r.text, (meta, r)
+        assert not [p for p in hfs.regular_files(d.staging)
+                    if "manifest" in p], hfs.regular_files(d.staging)
+        # Valid forms, echoed back exactly as sent.
+        good = ["filename cGhvdG8uanBn,filetype aW1hZ2UvanBlZw==",
+                "private,filename cGhvdG8uanBn",
+                "empty ,a YQ==",
+                "a YQ==, b YmI="]
+        for i, meta in enumerate(good):
+            r = create(d, "u-tusm/ok%d" % i, 10, [("Upload-Metadata", meta)])
+            assert r.status == 201, (meta, r)
+            h = head(d, r.header("Location"))
+            assert h.status == 200 and h.header("Upload-Metadata") == meta, h
+
+
 def test_terminate_and_unknown():
     with Daemon() as d:
         loc = create(d, "u-tus8/a", 1000).header("Location")
