@@ -762,6 +762,13 @@ tus_begin(struct conn *c, struct http_request *req)
     t->c = c;
     t->w = c->w;
     t->started = time(NULL);
+    /* Not advertised in Tus-Extension. Ignoring the header would make a
+     * partial upload a whole one and publish a fragment at the file's
+     * URL; refuse before anything is created, as tusd does. */
+    if (http_header_get(req, "Upload-Concat") != NULL)
+        return fail(t, 501, true, "Upload-Concat: the concatenation "
+                    "extension is not supported (see Tus-Extension); "
+                    "send the file as one upload");
     if ((status = parse_target(t, c, req, &why)) != 0)
         return fail(t, status, true, "%s", why);
     if (tr == NULL || strcmp(tr, TUS_VERSION) != 0)
