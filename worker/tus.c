@@ -605,6 +605,17 @@ patch_ready(struct tus *t)
     resume(t);
 }
 
+/* Past its Upload-Expires (last activity + sessiontimeout) with nobody
+ * writing it: the janitor's rule (shm/table.c, sweep), applied by every
+ * request, so an upload never outlives what the client was told just
+ * because the janitor has not run yet. */
+static bool
+expired(const struct tus *t, const struct shm_view *v)
+{
+    return v->state == SHM_ACTIVE && v->nleases == 0
+        && v->last_active + t->w->conf->sessiontimeout <= (int64_t)time(NULL);
+}
+
 /* After sess_open on an upload resource: is it a live tus upload? If not,
  * the request has been answered (404, 410 or the open's own status). */
 static bool
@@ -619,6 +630,11 @@ usable(struct tus *t, int rc, bool body_unread, struct shm_view *v)
     }
     if (v->state == SHM_DOOMED) {
         fail(t, 410, body_unread, "upload expired or terminated");
+        return false;
+    }
+    if (expired(t, v)) {
+        fail(t, 410, body_unread, "upload expired (Upload-Expires has "
+             "passed)");
         return false;
     }
     return true;
@@ -973,6 +989,9 @@ terminate(struct tus *t)
         return fail(t, rc == 0 ? 404 : rc, false, "no such upload");
     if (v.state == SHM_DOOMED)
         return fail(t, 410, false, "upload expired or terminated");
+    if (expired(t, &v))
+        return fail(t, 410, false, "upload expired (Upload-Expires has "
+                    "passed)");
     if (v.state != SHM_ACTIVE)
         return fail(t, 409, false, "upload is complete (or being "
                     "completed); a published file is not removed");
@@ -1017,6 +1036,14 @@ tus_complete(struct conn *c)
             return 0;
         }
         t->verified = true;
+    }
+    /* A body with no bytes leased nothing, so nothing kept the upload
+     * alive while it came: it may have expired since the head. */
+    struct shm_view v;
+    if (t->op == OP_PATCH && !t->leased && sess_view(t->sess, &v) == 0
+        && expired(t, &v)) {
+        fail(t, 410, false, "upload expired (Upload-Expires has passed)");
+        return 0;
     }
     t->pending = true;
     sess_finish(t->sess, finished, t);

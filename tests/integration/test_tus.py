@@ -525,6 +525,54 @@ def test_head_retries_a_failed_publication():
         assert d.get("u-tus15/f").body == data
 
 
+def _expires(r):
+    return email.utils.parsedate_to_datetime(
+        r.header("Upload-Expires")).timestamp()
+
+
+def test_expired_upload_410_on_every_request():
+    """Past its Upload-Expires an upload answers 410 to HEAD, PATCH and
+    DELETE at once, not only once the janitor (every 30 s) has swept it,
+    and it is never published; before, it works."""
+    with Daemon(**{"uploads.sessiontimeout": 2}) as d:
+        data = hfs.det_bytes(10, seed=22)
+        a = create(d, "u-tusx/a", 10).header("Location")
+        b = create(d, "u-tusx/b", 10).header("Location")
+        r = patch(d, a, 0, data[:4])
+        assert r.status == 204, r
+        expires = _expires(r)
+        assert expires - time.time() <= 2.5, r
+        # An upload whose every byte is held but whose publication failed:
+        # HEAD would publish it, but not once it has expired.
+        c = create(d, "u-tusx2/c", 10).header("Location")
+        link = os.path.join(d.storage, "u-tusx2")
+        os.symlink(d.files, link)
+        assert patch(d, c, 0, data).status == 500
+        os.unlink(link)
+        expires = max(expires, _expires(head(d, a)), _expires(head(d, b)))
+        # Still alive before Upload-Expires.
+        assert time.time() < expires
+        assert offset_of(d, a) == 4
+        wait_for("Upload-Expires", lambda: time.time() > expires + 0.05)
+        for loc in (a, b, c):
+            r = head(d, loc)
+            assert_tus_error(r, 410, "")
+        r = patch(d, a, 4, data[4:])
+        assert_tus_error(r, 410, "expired")
+        r = patch(d, c, 10, b"")
+        assert_tus_error(r, 410, "expired")
+        r = d.request("POST", a, [TUS, OCTET, ("Upload-Offset", "4"),
+                                  ("X-HTTP-Method-Override", "PATCH")],
+                      body=data[4:])
+        assert_tus_error(r, 410, "expired")
+        r = d.request("DELETE", b, [TUS])
+        assert_tus_error(r, 410, "expired")
+        for path in ("u-tusx/a", "u-tusx2/c"):
+            assert d.get(path).status == 404, path
+        assert hfs.regular_files(d.storage) == [], \
+            hfs.regular_files(d.storage)
+
+
 def test_method_override_and_cors():
     with Daemon() as d:
         loc = create(d, "u-tus13/a", 4).header("Location")
