@@ -12,6 +12,7 @@ pkgs=(
   nginx-light wrk
   libclang-rt-14-dev clang
   man-db groff-base
+  chromium
 )
 
 missing=()
