@@ -13,6 +13,10 @@
  * header. ".tus" is a dot-name, which store_path_decode refuses, so no file
  * can ever be named like an upload resource.
  *
+ * Not concatenation: Upload-Concat on any request is 501, or a partial
+ * upload would be published as the whole file. An upload past its
+ * Upload-Expires answers 410 to every request, before the janitor sweeps it.
+ *
  * Everything that can be refused without the body is refused at the head
  * (or once the session is open, with the parser still paused), and the
  * connection is then closed; answers after a complete body keep it. A PATCH
