@@ -540,19 +540,20 @@ def test_expired_upload_410_on_every_request():
         b = create(d, "u-tusx/b", 10).header("Location")
         r = patch(d, a, 0, data[:4])
         assert r.status == 204, r
-        expires = _expires(r)
+        # Alive until its Upload-Expires (at least 1 s from its PATCH).
+        h = head(d, a)
+        assert h.status == 200 and h.header("Upload-Offset") == "4", h
+        expires = max(_expires(r), _expires(h), _expires(head(d, b)))
         assert expires - time.time() <= 2.5, r
         # An upload whose every byte is held but whose publication failed:
-        # HEAD would publish it, but not once it has expired.
+        # HEAD would publish it, but not once it has expired. Its last
+        # activity is the failed publication.
         c = create(d, "u-tusx2/c", 10).header("Location")
         link = os.path.join(d.storage, "u-tusx2")
         os.symlink(d.files, link)
         assert patch(d, c, 0, data).status == 500
+        expires = max(expires, time.time() + 2)
         os.unlink(link)
-        expires = max(expires, _expires(head(d, a)), _expires(head(d, b)))
-        # Still alive before Upload-Expires.
-        assert time.time() < expires
-        assert offset_of(d, a) == 4
         wait_for("Upload-Expires", lambda: time.time() > expires + 0.05)
         for loc in (a, b, c):
             r = head(d, loc)
