@@ -13,6 +13,7 @@ pkgs=(
   libclang-rt-14-dev clang
   man-db groff-base
   logrotate
+  chromium
 )
 
 missing=()

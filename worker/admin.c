@@ -9,6 +9,7 @@
 #include "shm/netstate.h"
 #include "shm/stats.h"
 #include "worker/conn.h"
+#include "worker/cors.h"
 #include "worker/storage.h"
 #include "worker/tus.h"
 
@@ -64,15 +65,9 @@ admin_options(struct conn *c)
 {
     struct http_head h;
     conn_head_begin(c, &h, 204);
-    http_head_add(&h, "Allow", "GET, HEAD, PUT, PATCH, POST, DELETE, OPTIONS");
-    http_head_add(&h, "Access-Control-Allow-Methods",
-                  "GET, HEAD, PUT, PATCH, POST, DELETE, OPTIONS");
-    http_head_add(&h, "Access-Control-Allow-Headers",
-                  "Content-Type, Content-Range, Content-Length, Digest, "
-                  "Repr-Digest, X-Content-SHA256, X-Upload-Session-ID, "
-                  "X-Chunk-Number, X-Total-Chunks, Tus-Resumable, "
-                  "Upload-Length, Upload-Offset, Upload-Metadata, "
-                  "Upload-Checksum, Upload-Defer-Length, Upload-Concat");
+    http_head_add(&h, "Allow", CORS_ALLOW_METHODS);
+    http_head_add(&h, "Access-Control-Allow-Methods", CORS_ALLOW_METHODS);
+    http_head_add(&h, "Access-Control-Allow-Headers", CORS_ALLOW_HEADERS);
     http_head_add(&h, "Access-Control-Max-Age", "86400");
     tus_options_headers(c, &h);
     http_head_add(&h, "Content-Length", "0");

@@ -32,6 +32,7 @@
 #include "lib/util/log.h"
 #include "shm/stats.h"
 #include "worker/admin.h"
+#include "worker/cors.h"
 #include "worker/download.h"
 #include "worker/pause.h"
 #include "worker/storage.h"
@@ -361,13 +362,8 @@ add_cors(struct conn *c, struct http_head *h)
             break;
         }
     }
-    http_head_add(h, "Access-Control-Expose-Headers",
-                  "ETag, Content-Range, Content-Length, Location, "
-                  "Upload-Offset, Upload-Length, Upload-Expires, "
-                  "Upload-Metadata, Upload-Defer-Length, "
-                  "Tus-Checksum-Algorithm, "
-                  "Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, "
-                  "X-Upload-Ranges, Retry-After");
+    /* On every answer, errors too: a page must be able to read why. */
+    http_head_add(h, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
 }
 
 void

@@ -13,6 +13,10 @@
  * header. ".tus" is a dot-name, which store_path_decode refuses, so no file
  * can ever be named like an upload resource.
  *
+ * Not concatenation: Upload-Concat on any request is 501, or a partial
+ * upload would be published as the whole file. An upload past its
+ * Upload-Expires answers 410 to every request, before the janitor sweeps it.
+ *
  * Everything that can be refused without the body is refused at the head
  * (or once the session is open, with the parser still paused), and the
  * connection is then closed; answers after a complete body keep it. A PATCH
@@ -36,6 +40,7 @@
 #include "lib/auth/auth.h"
 #include "lib/conf/conf.h"
 #include "lib/http/response.h"
+#include "lib/http/tusmeta.h"
 #include "lib/store/manifest.h"
 #include "lib/store/path.h"
 #include "lib/util/decimal.h"
@@ -235,37 +240,6 @@ is_b64(int ch)
     return isalnum(ch) || ch == '+' || ch == '/' || ch == '=';
 }
 
-/* Upload-Metadata: "key b64value,key2,key3 b64value" (tus 1.0.0
- * creation). Stored verbatim, so its syntax is all we check. */
-static bool
-metadata_valid(const char *m)
-{
-    const char *p = m;
-    while (*p) {
-        while (*p == ' ')
-            p++;
-        const char *k = p;
-        while (*p && *p != ' ' && *p != ',') {
-            if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
-                return false;
-            p++;
-        }
-        if (p == k)
-            return false;                 /* empty key */
-        if (*p == ' ') {
-            p++;
-            while (*p && *p != ',') {
-                if (!is_b64((unsigned char)*p))
-                    return false;
-                p++;
-            }
-        }
-        if (*p == ',')
-            p++;
-    }
-    return true;
-}
-
 /* Decodes standard base64 with padding; -1 if malformed. */
 static int
 b64_decode(const char *in, size_t inlen, unsigned char *out, size_t outmax)
@@ -284,30 +258,25 @@ b64_decode(const char *in, size_t inlen, unsigned char *out, size_t outmax)
     return n;
 }
 
-/* The value of `key` in Upload-Metadata, decoded, or "" if absent. */
+/* The value of `key` in (validated) Upload-Metadata, decoded, or "" if
+ * absent, empty or not text. */
 static void
-metadata_get(const char *m, const char *key, char *out, size_t outlen)
+metadata_get(const char *meta, const char *key, char *out, size_t outlen)
 {
-    size_t klen = strlen(key);
+    struct tusmeta m;
+    const struct tusmeta_pair *p;
+    unsigned char buf[MANIFEST_CTYPE_MAX + 3];
+    char err[128];
+    int n;
+
     out[0] = '\0';
-    for (const char *p = m, *next; p != NULL; p = next) {
-        next = strchr(p, ',');
-        if (next)
-            next++;
-        while (*p == ' ')
-            p++;
-        if (strncmp(p, key, klen) != 0 || p[klen] != ' ')
-            continue;
-        const char *v = p + klen + 1;
-        size_t vlen = strcspn(v, ",");
-        unsigned char buf[MANIFEST_CTYPE_MAX + 3];
-        int n = b64_decode(v, vlen, buf, sizeof(buf));
-        if (n < 0 || (size_t)n >= outlen || memchr(buf, '\0', (size_t)n))
-            return;
-        memcpy(out, buf, (size_t)n);
-        out[n] = '\0';
+    if (tusmeta_parse(meta, &m, err, sizeof(err)) < 0
+        || (p = tusmeta_find(&m, key)) == NULL
+        || (n = b64_decode(p->value, p->value_len, buf, sizeof(buf))) < 0
+        || (size_t)n >= outlen || memchr(buf, '\0', (size_t)n))
         return;
-    }
+    memcpy(out, buf, (size_t)n);
+    out[n] = '\0';
 }
 
 /* Upload-Checksum: "<algorithm> <base64 digest>" (tus checksum). */
@@ -440,6 +409,7 @@ parse_create(struct tus *t, struct conn *c, struct http_request *req,
     const char *ul = http_header_get(req, "Upload-Length");
     const char *dl = http_header_get(req, "Upload-Defer-Length");
     const char *md = http_header_get(req, "Upload-Metadata");
+    struct tusmeta meta;
     size_t plen;
 
     if (c->rel == NULL || c->rel_len == 0) {
@@ -479,9 +449,8 @@ parse_create(struct tus *t, struct conn *c, struct http_request *req,
         *why = "Upload-Metadata longer than 4096 bytes";
         return 400;
     }
-    if (md && !metadata_valid(md)) {
-        *why = "Upload-Metadata must be \"key base64value\" pairs separated "
-               "by commas";
+    if (md && tusmeta_parse(md, &meta, t->err, sizeof(t->err)) < 0) {
+        *why = t->err;
         return 400;
     }
     snprintf(t->hdr.meta, sizeof(t->hdr.meta), "%s", md ? md : "");
@@ -640,6 +609,17 @@ patch_ready(struct tus *t)
     resume(t);
 }
 
+/* Past its Upload-Expires (last activity + sessiontimeout) with nobody
+ * writing it: the janitor's rule (shm/table.c, sweep), applied by every
+ * request, so an upload never outlives what the client was told just
+ * because the janitor has not run yet. */
+static bool
+expired(const struct tus *t, const struct shm_view *v)
+{
+    return v->state == SHM_ACTIVE && v->nleases == 0
+        && v->last_active + t->w->conf->sessiontimeout <= (int64_t)time(NULL);
+}
+
 /* After sess_open on an upload resource: is it a live tus upload? If not,
  * the request has been answered (404, 410 or the open's own status). */
 static bool
@@ -654,6 +634,11 @@ usable(struct tus *t, int rc, bool body_unread, struct shm_view *v)
     }
     if (v->state == SHM_DOOMED) {
         fail(t, 410, body_unread, "upload expired or terminated");
+        return false;
+    }
+    if (expired(t, v)) {
+        fail(t, 410, body_unread, "upload expired (Upload-Expires has "
+             "passed)");
         return false;
     }
     return true;
@@ -797,6 +782,13 @@ tus_begin(struct conn *c, struct http_request *req)
     t->c = c;
     t->w = c->w;
     t->started = time(NULL);
+    /* Not advertised in Tus-Extension. Ignoring the header would make a
+     * partial upload a whole one and publish a fragment at the file's
+     * URL; refuse before anything is created, as tusd does. */
+    if (http_header_get(req, "Upload-Concat") != NULL)
+        return fail(t, 501, true, "Upload-Concat: the concatenation "
+                    "extension is not supported (see Tus-Extension); "
+                    "send the file as one upload");
     if ((status = parse_target(t, c, req, &why)) != 0)
         return fail(t, status, true, "%s", why);
     if (tr == NULL || strcmp(tr, TUS_VERSION) != 0)
@@ -1001,6 +993,9 @@ terminate(struct tus *t)
         return fail(t, rc == 0 ? 404 : rc, false, "no such upload");
     if (v.state == SHM_DOOMED)
         return fail(t, 410, false, "upload expired or terminated");
+    if (expired(t, &v))
+        return fail(t, 410, false, "upload expired (Upload-Expires has "
+                    "passed)");
     if (v.state != SHM_ACTIVE)
         return fail(t, 409, false, "upload is complete (or being "
                     "completed); a published file is not removed");
@@ -1045,6 +1040,14 @@ tus_complete(struct conn *c)
             return 0;
         }
         t->verified = true;
+    }
+    /* A body with no bytes leased nothing, so nothing kept the upload
+     * alive while it came: it may have expired since the head. */
+    struct shm_view v;
+    if (t->op == OP_PATCH && !t->leased && sess_view(t->sess, &v) == 0
+        && expired(t, &v)) {
+        fail(t, 410, false, "upload expired (Upload-Expires has passed)");
+        return 0;
     }
     t->pending = true;
     sess_finish(t->sess, finished, t);

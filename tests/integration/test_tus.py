@@ -292,6 +292,75 @@ def test_creation_refusals():
         assert d.get("u-tus7/a").status == 404
 
 
+def test_metadata_rules():
+    """Upload-Metadata as tus 1.0.0 defines it: unique, non-empty keys
+    without spaces or commas, base64 values; anything else is 400 and no
+    session is made. A key without a value is allowed."""
+    with Daemon() as d:
+        bad = [("a YQ==,a YmI=", "repeated"),
+               ("filetype dGV4dC9wbGFpbg==,filetype aW1hZ2UvcG5n",
+                "repeated"),
+               ("a YQ==,,b YmI=", "empty key"),
+               (",a YQ==", "empty key"),
+               ("a YQ==,", "empty key"),
+               ("my key YQ==", "not base64"),
+               ("a  YQ==", "not base64"),
+               ("filename photo.jpg", "not base64"),
+               ("filename cGhvdG8", "not base64"),
+               ("a Y=Q=", "not base64")]
+        for i, (meta, words) in enumerate(bad):
+            r = create(d, "u-tusm/%d" % i, 10, [("Upload-Metadata", meta)])
+            assert_tus_error(r, 400, "Upload-Metadata")
+            assert words in r.text, (meta, r)
+        assert not [p for p in hfs.regular_files(d.staging)
+                    if "manifest" in p], hfs.regular_files(d.staging)
+        # Valid forms, echoed back exactly as sent.
+        good = ["filename cGhvdG8uanBn,filetype aW1hZ2UvanBlZw==",
+                "private,filename cGhvdG8uanBn",
+                "empty ,a YQ==",
+                "a YQ==, b YmI="]
+        for i, meta in enumerate(good):
+            r = create(d, "u-tusm/ok%d" % i, 10, [("Upload-Metadata", meta)])
+            assert r.status == 201, (meta, r)
+            h = head(d, r.header("Location"))
+            assert h.status == 200 and h.header("Upload-Metadata") == meta, h
+
+
+def test_concatenation_refused_501():
+    """Upload-Concat (the concatenation extension, not advertised) on any
+    tus request: 501 naming it, nothing created, written or published."""
+    with Daemon() as d:
+        exp = int(time.time()) + 600
+        path = "u-tusc/whole.bin"
+        v3 = d.target(path, "v3=%s&expires=%d" % (sign_v3(path, exp), exp))
+        data = hfs.det_bytes(1000, seed=21)
+        # A partial upload would otherwise be published as the whole file.
+        for concat, hs, body in [
+                ("partial", [("Upload-Length", "1000")], b""),
+                ("partial", [("Upload-Length", "1000"), OCTET], data),
+                ("final;/.tus/%s /.tus/%s" % ("a" * 32, "b" * 32), [], b"")]:
+            r = d.request("POST", v3, [TUS, ("Upload-Concat", concat)] + hs,
+                          body=body)
+            assert_tus_error(r, 501, "Upload-Concat")
+            assert r.header("Connection") == "close", r
+        assert d.get(path).status == 404
+        assert not hfs.regular_files(d.staging), hfs.regular_files(d.staging)
+        # On an existing upload's requests too: nothing is changed.
+        loc = create(d, "u-tusc/a", 10).header("Location")
+        for method, hs, body in [
+                ("PATCH", [("Upload-Offset", "0"), OCTET], b"0123456789"),
+                ("HEAD", [], b""),
+                ("DELETE", [], b"")]:
+            r = d.request(method, loc, [TUS, ("Upload-Concat", "partial")]
+                          + hs, body=body, length=bool(body))
+            assert r.status == 501, (method, r)
+        assert offset_of(d, loc) == 0
+        assert d.get("u-tusc/a").status == 404
+        # Discovery does not offer it.
+        r = d.request("OPTIONS", "/")
+        assert "concatenation" not in r.header("Tus-Extension"), r
+
+
 def test_terminate_and_unknown():
     with Daemon() as d:
         loc = create(d, "u-tus8/a", 1000).header("Location")
@@ -456,6 +525,55 @@ def test_head_retries_a_failed_publication():
         assert d.get("u-tus15/f").body == data
 
 
+def _expires(r):
+    return email.utils.parsedate_to_datetime(
+        r.header("Upload-Expires")).timestamp()
+
+
+def test_expired_upload_410_on_every_request():
+    """Past its Upload-Expires an upload answers 410 to HEAD, PATCH and
+    DELETE at once, not only once the janitor (every 30 s) has swept it,
+    and it is never published; before, it works."""
+    with Daemon(**{"uploads.sessiontimeout": 2}) as d:
+        data = hfs.det_bytes(10, seed=22)
+        a = create(d, "u-tusx/a", 10).header("Location")
+        b = create(d, "u-tusx/b", 10).header("Location")
+        r = patch(d, a, 0, data[:4])
+        assert r.status == 204, r
+        # Alive until its Upload-Expires (at least 1 s from its PATCH).
+        h = head(d, a)
+        assert h.status == 200 and h.header("Upload-Offset") == "4", h
+        expires = max(_expires(r), _expires(h), _expires(head(d, b)))
+        assert expires - time.time() <= 2.5, r
+        # An upload whose every byte is held but whose publication failed:
+        # HEAD would publish it, but not once it has expired. Its last
+        # activity is the failed publication.
+        c = create(d, "u-tusx2/c", 10).header("Location")
+        link = os.path.join(d.storage, "u-tusx2")
+        os.symlink(d.files, link)
+        assert patch(d, c, 0, data).status == 500
+        expires = max(expires, time.time() + 2)
+        os.unlink(link)
+        wait_for("Upload-Expires", lambda: time.time() > expires + 0.05)
+        for loc in (a, b, c):
+            r = head(d, loc)
+            assert_tus_error(r, 410, "")
+        r = patch(d, a, 4, data[4:])
+        assert_tus_error(r, 410, "expired")
+        r = patch(d, c, 10, b"")
+        assert_tus_error(r, 410, "expired")
+        r = d.request("POST", a, [TUS, OCTET, ("Upload-Offset", "4"),
+                                  ("X-HTTP-Method-Override", "PATCH")],
+                      body=data[4:])
+        assert_tus_error(r, 410, "expired")
+        r = d.request("DELETE", b, [TUS])
+        assert_tus_error(r, 410, "expired")
+        for path in ("u-tusx/a", "u-tusx2/c"):
+            assert d.get(path).status == 404, path
+        assert hfs.regular_files(d.storage) == [], \
+            hfs.regular_files(d.storage)
+
+
 def test_method_override_and_cors():
     with Daemon() as d:
         loc = create(d, "u-tus13/a", 4).header("Location")
@@ -562,6 +680,35 @@ def test_tus_js_client_uploads():
             if up.get("chunkSize") == MiB:
                 assert len(patches) == 20, r["requests"]
         assert d.metrics().get("hfs_uploads_in_progress") == 0
+
+
+@hfs.timeout(90)
+def test_tus_js_client_parallel_uploads_fail():
+    """tus-js-client's parallelUploads splits a file into partial uploads
+    and concatenates them: the daemon does not implement that, so the
+    client must end with an error, not with a fragment at the file's URL.
+    A v3 URL binds no size, so the partial creations pass the signature
+    check and reach the concatenation rule."""
+    node = _node_client()
+    with Daemon() as d:
+        size = 4 * MiB
+        src, _ = d.make_file(size)
+        path = "u-js-parallel/whole.bin"
+        exp = int(time.time()) + 600
+        q = "v3=%s&expires=%d" % (sign_v3(path, exp), exp)
+        up = {"endpoint": d.url(path, q), "file": src, "source": "buffer",
+              "parallelUploads": 4, "retryDelays": [0],
+              "metadata": {"filename": "whole.bin"}}
+        r = _run_client(node, d, {"mode": "upload", "uploads": [up]})[0]
+        assert not r["ok"], r
+        assert "501" in r["error"], r
+        # Requests still in flight when one part failed are cut (None).
+        answered = [q[2] for q in r["requests"] if q[2] is not None]
+        assert answered and set(answered) == {501}, r["requests"]
+        assert "PATCH" not in [q[0] for q in r["requests"]], r["requests"]
+        assert d.get(path).status == 404
+        assert hfs.regular_files(d.storage) == [], \
+            hfs.regular_files(d.storage)
 
 
 @hfs.timeout(90)

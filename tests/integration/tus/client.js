@@ -9,7 +9,8 @@
 // UPLOAD: {"endpoint": URL, "file": PATH, "source": "stream"|"buffer",
 //          "chunkSize": N|null, "metadata": {...}, "storage": PATH|null,
 //          "uploadDataDuringCreation": bool, "uploadLengthDeferred": bool,
-//          "bytesPerSecond": N|null}
+//          "bytesPerSecond": N|null, "parallelUploads": N|null,
+//          "retryDelays": [MS, ...]|null}
 // "abort" stops the upload (upload.abort(), no termination) once more than
 // BYTES were sent; "resume" finds that upload again in the URL storage
 // (findPreviousUploads + resumeFromPreviousUpload), as an app restarted
@@ -79,6 +80,8 @@ function options(u, log, extra) {
     ...extra,
   }
   if (u.chunkSize) o.chunkSize = u.chunkSize
+  if (u.parallelUploads) o.parallelUploads = u.parallelUploads
+  if (u.retryDelays) o.retryDelays = u.retryDelays
   if (u.bytesPerSecond) o.httpStack = new SlowStack(u.bytesPerSecond)
   if (u.storage) {
     o.urlStorage = new tus.FileUrlStorage(u.storage)
