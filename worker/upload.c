@@ -77,6 +77,7 @@ struct upload {
     enum auth_variant variant;
     char             query[AUTH_QUERY_MAX + 1];
     char             content_type[256];
+    bool             has_ctype;     /* sent, maybe empty: v2 binds it as is */
     char             session_id[SESSION_ID_MAX + 1];
     bool             has_sha;       /* the client announced the SHA-256 */
     uint8_t          sha[32];
@@ -125,7 +126,7 @@ check_auth(struct upload *up, int64_t size, struct auth_result *res)
         .path_len = up->rel_len,
         .query = up->query[0] ? up->query : NULL,
         .content_length = size,
-        .content_type = up->content_type[0] ? up->content_type : NULL,
+        .content_type = up->has_ctype ? up->content_type : NULL,
         .now = up->started,
     };
     int rc = auth_check(keys, cf->nsecrets, &ar, cf->token_max_lifetime, res);
@@ -225,7 +226,10 @@ parse_common(struct conn *c, struct http_request *req, struct upload *up,
         *why = "Content-Type too long";
         return 400;
     }
+    /* An empty header is the empty string, which Prosody signs for a slot
+     * requested with content-type="": never replaced by a default. */
     snprintf(up->content_type, sizeof(up->content_type), "%s", ct ? ct : "");
+    up->has_ctype = ct != NULL;
     int d = parse_digest(req, up->sha);
     if (d < 0) {
         *why = "X-Content-SHA256 must be 64 hex digits; Digest/Repr-Digest "
