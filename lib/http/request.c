@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -122,6 +123,31 @@ on_header_value(http_parser *p, const char *at, size_t len)
     return append(in, at, len);
 }
 
+/* Headers whose value decides what is stored or how it is authorised. A
+ * second copy is ambiguous: we would act on the first while a proxy may
+ * honour the last (a v2 MAC binds one Content-Type, a cache or browser sees
+ * another), so a request carrying one twice is refused, whatever it is.
+ * Host: RFC 9112 3.2 asks for 400 on a second one. */
+static const char *const singletons[] = {
+    "Host", "Content-Type", "Content-Range", "X-Upload-Session-ID",
+    "X-Chunk-Number", "X-Total-Chunks", "X-Total-Size", "Upload-Length",
+    "Upload-Offset", NULL
+};
+
+static const char *
+duplicated(const struct http_request *r)
+{
+    for (const char *const *n = singletons; *n != NULL; n++) {
+        size_t nlen = strlen(*n), seen = 0;
+        for (size_t i = 0; i < r->nheaders; i++)
+            if (r->headers[i].name_len == nlen
+                && strncasecmp(r->target + r->headers[i].name, *n, nlen) == 0
+                && ++seen == 2)
+                return *n;
+    }
+    return NULL;
+}
+
 static int
 on_headers_complete(http_parser *p)
 {
@@ -138,6 +164,12 @@ on_headers_complete(http_parser *p)
     r->chunked = (p->flags & F_CHUNKED) != 0;
     r->keepalive = http_should_keep_alive(p) != 0;
 
+    const char *dup = duplicated(r);
+    if (dup != NULL) {
+        snprintf(in->dup_reason, sizeof(in->dup_reason),
+                 "duplicate %s header", dup);
+        return fail(in, 400, in->dup_reason);
+    }
     const char *cl = http_header_get(r, "Content-Length");
     uint64_t n;
     if (cl && decimal_parse(cl, INT64_MAX, &n) < 0)

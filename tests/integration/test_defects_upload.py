@@ -72,3 +72,35 @@ def test_v2_absent_content_type_both_prosody_forms():
         r = d.request("PUT", t, [], data)
         assert r.status == 403, "MAC over another size accepted: %r" % r
 
+
+def test_duplicate_content_type_400():
+    """The first Content-Type was bound by the MAC, a proxy honouring the
+    last would see another: two copies are refused, whichever is signed,
+    and nothing is stored."""
+    with Daemon() as d:
+        data = b"\x89PNG not really"
+        path = "u-dup/pic.png"
+        t = d.put_target(path, len(data), v=2, content_type="image/png")
+        for hs in (["Content-Type: image/png", "Content-Type: text/html"],
+                   ["Content-Type: text/html", "Content-Type: image/png"],
+                   ["Content-Type: image/png", "content-type: image/png"],
+                   ["Content-Type: image/png", "Content-Type:"]):
+            r = d.request("PUT", t, hs, data)
+            assert r.status == 400, "%r: %r" % (hs, r)
+            assert "Content-Type" in _reason(r), \
+                "reason does not name the header: %r" % r
+            assert d.get(path).status == 404, "stored after %r" % hs
+        # any request, not only a signed PUT
+        r = d.request("GET", d.target(path), ["Content-Type: a/b",
+                                              "Content-Type: c/d"])
+        assert r.status == 400, r
+        # a header the chunked protocol acts on, likewise
+        r = d.request("PUT", t, ["Content-Type: image/png",
+                                 "X-Upload-Session-ID: a",
+                                 "X-Upload-Session-ID: b",
+                                 "Content-Range: bytes 0-%d/%d" % (
+                                     len(data) - 1, len(data))], data)
+        assert r.status == 400 and "X-Upload-Session-ID" in _reason(r), r
+        r = d.request("PUT", t, ["Content-Type: image/png"], data)
+        assert r.status == 201, r
+        assert d.get(path).body == data
