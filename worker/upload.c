@@ -409,7 +409,10 @@ respond_status(struct conn *c, struct upload *up, int status)
                            ? "200 OK: stored\n"
                            : "200 OK: identical file exists\n"); break;
     case 409: n = snprintf(body, sizeof(body), up->dup_mismatch
-                           ? "409 Conflict: these bytes differ from the ones "
+                           ? up->mode == MODE_DISCARD
+                           ? "409 Conflict: these bytes differ from the "
+                             "published file's in this range\n"
+                           : "409 Conflict: these bytes differ from the ones "
                              "already received for this range\n"
                            : "409 Conflict: a different file exists at this "
                              "path\n"); break;
@@ -715,7 +718,9 @@ upload_body(struct conn *c, const char *at, size_t len)
         conn_reject(c, 413, "file larger than the server's maximum upload size");
         return -1;
     }
-    if (up->mode == MODE_DISCARD) {
+    if (up->mode == MODE_DISCARD) {   /* compared at the end */
+        up->dup_crc = crc32c(up->dup_crc, at, len);
+        up->dup_len += len;
         up->received += len;
         return 0;
     }
@@ -800,6 +805,70 @@ duplicate_checked(struct sess *s, int rc, void *arg)
     sess_finish(s, session_finished, up);
 }
 
+/* ---- a late request for a file already published ------------------ */
+
+/* The published file's bytes [range_a, +dup_len) against the CRC-32C of
+ * what the request carried, as sess_verify compares held bytes before
+ * publication: 200 same; 409 different, or the file at the path is no
+ * longer one of the signed size; 500 unreadable. */
+static void
+late_verify_work(struct sync_job *job)
+{
+    static __thread char buf[128 * 1024];
+    struct upload *up = (struct upload *)job;
+    uint64_t off = up->range_a, end = up->range_a + up->dup_len;
+    uint32_t crc = 0;
+    struct stat st;
+    int fd;
+
+    up->result = 409;
+    if (store_open_file(up->w->root_fd, up->rel, &fd, &st, up->err,
+                        sizeof(up->err)) < 0) {
+        up->result = errno == ENOENT ? 409 : 500;
+        return;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size != up->total) {
+        close(fd);
+        return;
+    }
+    while (off < end) {
+        size_t want = end - off < sizeof(buf) ? (size_t)(end - off)
+                                              : sizeof(buf);
+        ssize_t n = pread(fd, buf, want, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            snprintf(up->err, sizeof(up->err), "read: %s",
+                     n < 0 ? strerror(errno) : "short file");
+            up->result = 500;
+            break;
+        }
+        crc = crc32c(crc, buf, (size_t)n);
+        off += (uint64_t)n;
+    }
+    close(fd);
+    if (off == end)
+        up->result = crc == up->dup_crc ? 200 : 409;
+}
+
+static void
+late_verify_done(struct sync_job *job)
+{
+    struct upload *up = (struct upload *)job;
+    up->job_pending = false;
+    if (up->result == 409) {
+        up->dup_mismatch = true;
+        log_warn("%s: a request for the published file carried other "
+                 "bytes for %llu-%llu", up->rel,
+                 (unsigned long long)up->range_a,
+                 (unsigned long long)(up->range_a + up->dup_len));
+    } else if (up->result == 500) {
+        log_error("%s: cannot compare with the published file: %s",
+                  up->rel, up->err);
+    }
+    finish_request(up, up->result);
+}
+
 int
 upload_complete(struct conn *c)
 {
@@ -813,15 +882,15 @@ upload_complete(struct conn *c)
             return -1;
         }
     }
+    up->job_pending = true;
     if (up->mode == MODE_DISCARD) {
-        c->up = NULL;
-        up->c = NULL;
-        uncount(up);
-        respond_status(c, up, 200);
-        upload_free(up, true);
+        /* A read, not a publication: straight to the pool, even during
+         * a pause. */
+        up->job.work = late_verify_work;
+        up->job.done = late_verify_done;
+        syncpool_submit(c->w->pool, &up->job);
         return 0;
     }
-    up->job_pending = true;
     if (up->mode == MODE_SESSION && up->dup_len > 0) {
         /* Re-sent bytes were dropped, never written: they must be the
          * bytes already held, or the client is sending another file. */

@@ -104,3 +104,55 @@ def test_duplicate_content_type_400():
         r = d.request("PUT", t, ["Content-Type: image/png"], data)
         assert r.status == 201, r
         assert d.get(path).body == data
+
+
+# ------------------------------------------------------------ late chunks
+
+def _chunk(d, path, data, a, b, sid, body=None, total=None):
+    """One Content-Range chunk [a, b) of `data` (or `body` in its place),
+    v1-signed over the whole size."""
+    total = len(data) if total is None else total
+    hs = [("Content-Range", "bytes %d-%d/%d" % (a, b - 1, total)),
+          ("X-Upload-Session-ID", sid)]
+    return d.put_stream(d.put_target(path, total),
+                        data[a:b] if body is None else body, hs)
+
+
+def test_late_chunk_after_publication_compared():
+    """A chunk re-sent after the file was published (its 201 was lost) is
+    compared with the published bytes of its range: identical -> 200,
+    different -> 409, like the same chunk before publication; the file
+    never changes."""
+    with Daemon(**{"server.workers": 2}) as d:
+        path = "late/file.bin"
+        data = hfs.det_bytes(3 * MiB + 77, seed=41)
+        sha = hfs.sha256(data)
+        bounds = [(0, MiB), (MiB, 2 * MiB), (2 * MiB, len(data))]
+        for a, b in bounds[:-1]:
+            r = _chunk(d, path, data, a, b, "late-1")
+            assert r.status == 200, r
+        r = _chunk(d, path, data, *bounds[-1], "late-1")
+        assert r.status == 201, r
+        # before publication the same rule held; now against the file
+        for a, b in bounds:
+            r = _chunk(d, path, data, a, b, "late-1")
+            assert r.status == 200, "identical late chunk %d-%d: %r" % (
+                a, b, r)
+            assert r.header("Upload-Offset") == str(len(data)), r
+        for a, b in bounds:
+            other = bytearray(data[a:b])
+            other[(b - a) // 2] ^= 0x01            # one bit
+            r = _chunk(d, path, data, a, b, "late-1", body=bytes(other))
+            assert r.status == 409, "different late chunk %d-%d: %r" % (
+                a, b, r)
+            assert "differ" in _reason(r), r
+        # another session ID, a partial range, the same answer
+        other = bytearray(data[10:1000])
+        other[0] ^= 0xff
+        r = _chunk(d, path, data, 10, 1000, "late-2", body=bytes(other))
+        assert r.status == 409, r
+        r = _chunk(d, path, data, 10, 1000, "late-2")
+        assert r.status == 200, r
+        g = d.get(path)
+        assert g.status == 200 and hfs.sha256(g.body) == sha, \
+            "published file changed"

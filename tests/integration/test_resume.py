@@ -387,9 +387,12 @@ def test_duplicate_chunks_idempotent():
         assert_published(d, path, sha)
         assert_staging_clean(d)
         # A late repeat of a chunk of the finished file (a client that lost
-        # the 201): 200, the file unchanged.
-        r = put_chunk(d, path, bytes(junk), *c1, "dup-1")
+        # the 201) is compared with the published bytes: 200 when they are
+        # the same, 409 when not, the file unchanged either way.
+        r = put_chunk(d, path, data, *c1, "dup-1")
         assert r.status == 200, "repeat after completion: %r" % r
+        r = put_chunk(d, path, bytes(junk), *c1, "dup-1")
+        assert r.status == 409, "other bytes after completion: %r" % r
         assert_published(d, path, sha)
         assert_staging_clean(d)
 
