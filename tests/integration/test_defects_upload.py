@@ -156,3 +156,141 @@ def test_late_chunk_after_publication_compared():
         g = d.get(path)
         assert g.status == 200 and hfs.sha256(g.body) == sha, \
             "published file changed"
+
+
+# ------------------------------------------------------- numbered chunks
+
+def _numbered(d, path, data, n, sid, count=None, body=None, sign_total=None,
+              extra=()):
+    """Chunk number n (0-based) of the seed protocol: X-Upload-Session-ID,
+    X-Chunk-Number, X-Total-Chunks, no Content-Range. body: bytes sent
+    (default: nothing; the caller slices)."""
+    hs = [("X-Upload-Session-ID", sid), ("X-Chunk-Number", str(n))]
+    if count is not None:
+        hs.append(("X-Total-Chunks", str(count)))
+    hs += list(extra)
+    st = len(data) if sign_total is None else sign_total
+    return d.put_stream(d.put_target(path, st), body, hs)
+
+
+def _no_session(d, path, total, sid):
+    r = d.request("HEAD", d.put_target(path, total),
+                  [("X-Upload-Session-ID", sid)])
+    assert r.status == 404, "a refused chunk left a session: %r" % r
+    assert d.get(path).status == 404
+
+
+def test_numbered_chunks_out_of_order_published():
+    """A file sent as X-Chunk-Number chunks of uploads.chunksize, out of
+    order, without Content-Range: published byte-identical. The size comes
+    from X-Total-Size on the first chunk sent, then from the session, and
+    the MAC binds it."""
+    cs = MiB
+    with Daemon(**{"server.workers": 2, "uploads.chunksize": "1M"}) as d:
+        path = "num/file.bin"
+        data = hfs.det_bytes(4 * cs + 12345, seed=51)
+        total, sha = len(data), hfs.sha256(data)
+        count = 5
+        order = [3, 0, 4, 2, 1]
+        for i, n in enumerate(order):
+            a, b = n * cs, min(total, (n + 1) * cs)
+            extra = [("X-Total-Size", str(total))] if i == 0 else []
+            r = _numbered(d, path, data, n, "num-1", count, data[a:b],
+                          extra=extra)
+            want = 201 if i == len(order) - 1 else 200
+            assert r.status == want, "chunk %d (bytes %d-%d): %r" % (
+                n, a, b - 1, r)
+            assert r.header("Upload-Length") == str(total), r
+        g = d.get(path)
+        assert g.status == 200 and hfs.sha256(g.body) == sha, \
+            "published file differs from the source"
+        # a late numbered chunk is compared with the published file
+        r = _numbered(d, path, data, 1, "num-1", count, data[cs:2 * cs])
+        assert r.status == 200, r
+        r = _numbered(d, path, data, 1, "num-1", count, b"\0" * cs)
+        assert r.status == 409, r
+        assert hfs.sha256(d.get(path).body) == sha
+
+        # Upload-Length instead of X-Total-Size, and the last chunk first,
+        # whose own length tells the size
+        path = "num/other.bin"
+        data = hfs.det_bytes(2 * cs + 1, seed=52)
+        r = _numbered(d, path, data, 2, "num-2", 3, data[2 * cs:])
+        assert r.status == 200, r
+        r = _numbered(d, path, data, 0, "num-2", 3, data[:cs],
+                      extra=[("Upload-Length", str(len(data)))])
+        assert r.status == 200, r
+        r = _numbered(d, path, data, 1, "num-2", None, data[cs:2 * cs])
+        assert r.status == 201, r
+        assert d.get(path).body == data
+
+        # the size is bound by the MAC: another X-Total-Size is refused
+        path = "num/lie.bin"
+        data = hfs.det_bytes(3 * cs, seed=53)
+        r = _numbered(d, path, data, 0, "num-3", None, data[:cs],
+                      extra=[("X-Total-Size", str(3 * cs + 1))])
+        assert r.status == 403, "a size the MAC does not bind: %r" % r
+
+
+def test_numbered_chunk_default_size_one_chunk():
+    """With the default uploads.chunksize (5 MiB) a small file is one
+    chunk: number 0 of 1, its size its length."""
+    with Daemon() as d:
+        path = "num1/small.bin"
+        data = hfs.det_bytes(300 * KiB, seed=54)
+        r = _numbered(d, path, data, 0, "one-1", 1, data)
+        assert r.status == 201, r
+        assert d.get(path).body == data
+
+
+def test_numbered_chunk_refusals_400():
+    """Every contradiction gets 400 with a reason naming it, and leaves no
+    session and no file."""
+    cs = MiB
+    with Daemon(**{"uploads.chunksize": "1M"}) as d:
+        path = "numbad/file.bin"
+        data = hfs.det_bytes(3 * cs + 5, seed=55)     # 4 chunks
+        total = len(data)
+        ts = [("X-Total-Size", str(total))]
+        cases = [
+            ("length contradicts the range",
+             dict(n=0, count=4, body=data[:1000], extra=ts),
+             "chunk 0 must be 1048576 bytes (bytes 0-1048575/3145733), "
+             "not 1000"),
+            ("last chunk too long",
+             dict(n=3, count=4, body=data[3 * cs:] + b"x", extra=ts),
+             "chunk 3 must be 5 bytes"),
+            ("number past the last chunk",
+             dict(n=4, count=None, body=data[:5], extra=ts),
+             "X-Chunk-Number 4 is past the last chunk (4 chunks"),
+            ("X-Total-Chunks inconsistent",
+             dict(n=0, count=3, body=data[:cs], extra=ts),
+             "X-Total-Chunks 3 does not match the file: 3145733 bytes in "
+             "chunks of 1048576 bytes are 4 chunks"),
+            ("Content-Range disagrees with the number",
+             dict(n=1, count=4, body=data[:cs],
+                  extra=[("Content-Range", "bytes 0-%d/%d" % (cs - 1,
+                                                              total))]),
+             "Content-Range disagrees with X-Chunk-Number 1"),
+            ("size unknown",
+             dict(n=1, count=4, body=data[cs:2 * cs]),
+             "X-Total-Size"),
+            ("size headers disagree",
+             dict(n=0, count=4, body=data[:cs],
+                  extra=ts + [("Upload-Length", str(total + 1))]),
+             "X-Total-Size and Upload-Length disagree"),
+            ("not a number",
+             dict(n="1a", count=4, body=data[cs:2 * cs], extra=ts),
+             "X-Chunk-Number must be a decimal number"),
+            ("X-Total-Chunks not a number",
+             dict(n=1, count="-4", body=data[cs:2 * cs], extra=ts),
+             "X-Total-Chunks must be a decimal number"),
+        ]
+        for what, kw, reason in cases:
+            r = _numbered(d, path, data, kw["n"], "bad-1", kw["count"],
+                          kw["body"], extra=kw.get("extra", ()))
+            assert r.status == 400, "%s: %r" % (what, r)
+            assert reason in _reason(r), "%s: reason %r lacks %r" % (
+                what, _reason(r), reason)
+        _no_session(d, path, total, "bad-1")
+        assert not hfs.regular_files(d.staging), hfs.regular_files(d.staging)
