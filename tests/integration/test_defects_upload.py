@@ -7,7 +7,9 @@ MACs are computed with Python's hmac (hfs.sign_v1/sign_v2) over the exact
 bytes Prosody's mod_http_upload_external signs, never by the daemon."""
 
 import os
-import random
+import shutil
+import subprocess
+import urllib.parse
 
 import hfs
 from hfs import Daemon, build_request
@@ -49,6 +51,60 @@ def test_v2_empty_content_type_header():
         r = d.request("PUT", t, ["Content-Type: image/png"], data)
         assert r.status == 403, "a MAC over '' verified image/png: %r" % r
         assert d.get(path).status == 404
+
+
+PROSODY_MOD = ("/usr/lib/prosody/modules/mod_http_upload_external/"
+               "mod_http_upload_external.lua")
+SLOT_LUA = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                        "xmpp", "prosody_slot.lua")
+
+
+def _prosody_slot(request_xml):
+    """The PUT URL Prosody's own mod_http_upload_external code mints for
+    this slot request (v2), as target path?query for the daemon."""
+    if shutil.which("lua5.4") is None or not os.path.exists(PROSODY_MOD):
+        raise hfs.Skip("lua5.4 or prosody-modules not installed")
+    out = subprocess.run(["lua5.4", SLOT_LUA, hfs.SECRET, "v2", request_xml],
+                         capture_output=True, timeout=30)
+    assert out.returncode == 0, out.stderr.decode()
+    u = urllib.parse.urlsplit(out.stdout.decode().strip())
+    return u.path + "?" + u.query
+
+
+def test_v2_slots_minted_by_prosody_code():
+    """Slots minted by the real module code, in both namespaces, with the
+    type given empty and not given: the PUT a browser then sends verifies;
+    one with another type does not."""
+    data = b"a file the browser knows no type for"
+    n = len(data)
+    ns0 = ('<iq xmlns="jabber:client" type="get" id="1"><request '
+           'xmlns="urn:xmpp:http:upload:0" filename="blob.hfsx" '
+           'size="%d"%s/></iq>')
+    legacy = ('<iq xmlns="jabber:client" type="get" id="1"><request '
+              'xmlns="urn:xmpp:http:upload"><filename>blob.hfsx</filename>'
+              '<size>%d</size>%s</request></iq>')
+    cases = [   # slot request, PUT headers that verify, ones that do not
+        (ns0 % (n, ' content-type=""'), (["Content-Type:"], []),
+         (["Content-Type: application/octet-stream"],)),
+        (legacy % (n, "<content-type/>"), (["Content-Type: "], []),
+         (["Content-Type: application/octet-stream"],)),
+        (ns0 % (n, ""), ([], ["Content-Type: application/octet-stream"]),
+         (["Content-Type:"], ["Content-Type: text/plain"])),
+        (legacy % (n, ""), ([],), (["Content-Type:"],)),
+        (ns0 % (n, ' content-type="text/plain"'),
+         (["Content-Type: text/plain"],), ([], ["Content-Type:"])),
+    ]
+    with Daemon() as d:
+        for req, good, bad in cases:
+            for hs in bad:
+                t = _prosody_slot(req)
+                r = d.request("PUT", t, hs, data)
+                assert r.status == 403, "%s\n  PUT with %r: %r" % (req, hs, r)
+            for hs in good:
+                t = _prosody_slot(req)
+                r = d.request("PUT", t, hs, data)
+                assert r.status == 201, "%s\n  PUT with %r: %r" % (req, hs, r)
+                assert d.request("GET", t.split("?")[0]).body == data
 
 
 def test_v2_absent_content_type_both_prosody_forms():
