@@ -8,7 +8,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -128,22 +127,31 @@ on_header_value(http_parser *p, const char *at, size_t len)
  * honour the last (a v2 MAC binds one Content-Type, a cache or browser sees
  * another), so a request carrying one twice is refused, whatever it is.
  * Host: RFC 9112 3.2 asks for 400 on a second one. */
-static const char *const singletons[] = {
-    "Host", "Content-Type", "Content-Range", "X-Upload-Session-ID",
-    "X-Chunk-Number", "X-Total-Chunks", "X-Total-Size", "Upload-Length",
-    "Upload-Offset", NULL
+#define ONCE(name) { name, sizeof(name) - 1, "duplicate " name " header" }
+static const struct {
+    const char *name;
+    size_t      len;
+    const char *reason;
+} singletons[] = {
+    ONCE("Host"), ONCE("Content-Type"), ONCE("Content-Range"),
+    ONCE("X-Upload-Session-ID"), ONCE("X-Chunk-Number"),
+    ONCE("X-Total-Chunks"), ONCE("X-Total-Size"), ONCE("Upload-Length"),
+    ONCE("Upload-Offset")
 };
+#undef ONCE
 
+/* The reason naming the first such header sent twice, or NULL. */
 static const char *
 duplicated(const struct http_request *r)
 {
-    for (const char *const *n = singletons; *n != NULL; n++) {
-        size_t nlen = strlen(*n), seen = 0;
+    for (size_t k = 0; k < sizeof(singletons) / sizeof(singletons[0]); k++) {
+        size_t seen = 0;
         for (size_t i = 0; i < r->nheaders; i++)
-            if (r->headers[i].name_len == nlen
-                && strncasecmp(r->target + r->headers[i].name, *n, nlen) == 0
+            if (r->headers[i].name_len == singletons[k].len
+                && strncasecmp(r->target + r->headers[i].name,
+                               singletons[k].name, singletons[k].len) == 0
                 && ++seen == 2)
-                return *n;
+                return singletons[k].reason;
     }
     return NULL;
 }
@@ -165,11 +173,8 @@ on_headers_complete(http_parser *p)
     r->keepalive = http_should_keep_alive(p) != 0;
 
     const char *dup = duplicated(r);
-    if (dup != NULL) {
-        snprintf(in->dup_reason, sizeof(in->dup_reason),
-                 "duplicate %s header", dup);
-        return fail(in, 400, in->dup_reason);
-    }
+    if (dup != NULL)
+        return fail(in, 400, dup);
     const char *cl = http_header_get(r, "Content-Length");
     uint64_t n;
     if (cl && decimal_parse(cl, INT64_MAX, &n) < 0)

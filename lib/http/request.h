@@ -57,7 +57,6 @@ struct http_in {
     enum { IN_TARGET, IN_NAME, IN_VALUE } field_state;
     int         error_status;   /* 400, 413, 414, 431, 501 */
     const char *error_reason;
-    char        dup_reason[48];  /* "duplicate <name> header" */
     bool        in_message;
 };
 
