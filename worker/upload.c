@@ -985,9 +985,9 @@ late_verify_done(struct sync_job *job)
     if (up->result == 409) {
         up->dup_mismatch = true;
         log_warn("%s: a request for the published file carried other "
-                 "bytes for %llu-%llu", up->rel,
+                 "bytes (range from %llu, %llu bytes)", up->rel,
                  (unsigned long long)up->range_a,
-                 (unsigned long long)(up->range_a + up->dup_len));
+                 (unsigned long long)up->dup_len);
     } else if (up->result == 500) {
         log_error("%s: cannot compare with the published file: %s",
                   up->rel, up->err);
