@@ -29,11 +29,13 @@
 
 #include "lib/auth/auth.h"
 #include "lib/conf/conf.h"
+#include "lib/http/chunk.h"
 #include "lib/http/response.h"
 #include "lib/store/manifest.h"
 #include "lib/store/path.h"
 #include "lib/store/publish.h"
 #include "lib/util/crc32c.h"
+#include "lib/util/decimal.h"
 #include "lib/util/digest.h"
 #include "lib/util/log.h"
 #include "shm/stats.h"
@@ -77,6 +79,7 @@ struct upload {
     enum auth_variant variant;
     char             query[AUTH_QUERY_MAX + 1];
     char             content_type[256];
+    bool             has_ctype;     /* sent, maybe empty: v2 binds it as is */
     char             session_id[SESSION_ID_MAX + 1];
     bool             has_sha;       /* the client announced the SHA-256 */
     uint8_t          sha[32];
@@ -125,7 +128,7 @@ check_auth(struct upload *up, int64_t size, struct auth_result *res)
         .path_len = up->rel_len,
         .query = up->query[0] ? up->query : NULL,
         .content_length = size,
-        .content_type = up->content_type[0] ? up->content_type : NULL,
+        .content_type = up->has_ctype ? up->content_type : NULL,
         .now = up->started,
     };
     int rc = auth_check(keys, cf->nsecrets, &ar, cf->token_max_lifetime, res);
@@ -225,7 +228,10 @@ parse_common(struct conn *c, struct http_request *req, struct upload *up,
         *why = "Content-Type too long";
         return 400;
     }
+    /* An empty header is the empty string, which Prosody signs for a slot
+     * requested with content-type="": never replaced by a default. */
     snprintf(up->content_type, sizeof(up->content_type), "%s", ct ? ct : "");
+    up->has_ctype = ct != NULL;
     int d = parse_digest(req, up->sha);
     if (d < 0) {
         *why = "X-Content-SHA256 must be 64 hex digits; Digest/Repr-Digest "
@@ -233,6 +239,126 @@ parse_common(struct conn *c, struct http_request *req, struct upload *up,
         return 400;
     }
     up->has_sha = d == 1;
+    return 0;
+}
+
+static bool final_exists(struct upload *up, int64_t *size_r);
+
+/* A decimal header: 0 absent (*v_r = -1), 1 read, -1 malformed. */
+static int
+header_number(struct http_request *req, const char *name, int64_t *v_r)
+{
+    const char *h = http_header_get(req, name);
+    uint64_t v;
+
+    *v_r = -1;
+    if (h == NULL)
+        return 0;
+    if (decimal_parse(h, INT64_MAX, &v) < 0)
+        return -1;
+    *v_r = (int64_t)v;
+    return 1;
+}
+
+/* The file size a numbered chunk belongs to, when no Content-Range says:
+ * X-Total-Size or Upload-Length (which must agree), else the size the
+ * session of this ID and path was bound to by an earlier chunk, else the
+ * size of the file already published there (a late chunk). -1: unknown
+ * (chunk_range may still derive it from the last chunk). For v1, v2 and
+ * tokens the MAC then binds whichever it is. */
+static int
+numbered_total(struct http_request *req, struct upload *up, bool have_cr,
+               int64_t *total_r, const char **why)
+{
+    int64_t xts, ul, have;
+    struct manifest_header h;
+    struct shm_view v;
+    uint8_t key[MANIFEST_KEY_LEN];
+    struct sess *s;
+
+    if (header_number(req, "X-Total-Size", &xts) < 0
+        || header_number(req, "Upload-Length", &ul) < 0) {
+        *why = "X-Total-Size and Upload-Length must be decimal numbers";
+        return 400;
+    }
+    if (xts >= 0 && ul >= 0 && xts != ul) {
+        *why = "X-Total-Size and Upload-Length disagree";
+        return 400;
+    }
+    *total_r = xts >= 0 ? xts : ul;
+    if (have_cr) {                 /* Content-Range's TOTAL wins */
+        if (*total_r >= 0 && *total_r != up->total) {
+            *why = "X-Total-Size (or Upload-Length) disagrees with the "
+                   "TOTAL of Content-Range";
+            return 400;
+        }
+        *total_r = up->total;
+        return 0;
+    }
+    if (*total_r >= 0 || up->w->table == NULL)
+        return 0;
+    memset(&h, 0, sizeof(h));
+    manifest_key(up->session_id, strlen(up->session_id), up->rel,
+                 up->rel_len, key);
+    if ((s = sess_new(up->w, key, &h)) != NULL) {
+        if (sess_find(s, &v) == 0 && v.size != SHM_SIZE_UNKNOWN)
+            *total_r = (int64_t)v.size;
+        sess_free(s);
+    }
+    if (*total_r < 0 && final_exists(up, &have) && have > 0)
+        *total_r = have;
+    return 0;
+}
+
+/* X-Chunk-Number (0-based), X-Total-Chunks and the fixed uploads.chunksize:
+ * the seed protocol. Without Content-Range the range follows from the
+ * number (lib/http/chunk.h); with it, Content-Range wins and must be that
+ * range. */
+static int
+parse_numbered(struct http_request *req, struct upload *up, bool have_cr,
+               const char **why)
+{
+    struct chunk_numbered cn;
+    int64_t number;
+    uint64_t a, b, t;
+    int status;
+
+    memset(&cn, 0, sizeof(cn));
+    cn.chunk_size = up->w->conf->chunk_size;
+    if (header_number(req, "X-Chunk-Number", &number) < 0) {
+        *why = "X-Chunk-Number must be a decimal number (the first chunk "
+               "is 0)";
+        return 400;
+    }
+    if (header_number(req, "X-Total-Chunks", &cn.count) < 0) {
+        *why = "X-Total-Chunks must be a decimal number";
+        return 400;
+    }
+    if (req->chunked) {
+        *why = "Content-Length is required with X-Chunk-Number";
+        return 400;
+    }
+    cn.number = (uint64_t)number;
+    cn.length = (uint64_t)req->content_length;
+    if ((status = numbered_total(req, up, have_cr, &cn.total, why)) != 0)
+        return status;
+    if (chunk_range(&cn, &a, &b, &t, up->err, sizeof(up->err)) < 0) {
+        *why = up->err;
+        return 400;
+    }
+    if (have_cr && (a != up->range_a || b != up->range_b)) {
+        snprintf(up->err, sizeof(up->err), "Content-Range disagrees with "
+                 "X-Chunk-Number %lld: with chunks of %llu bytes it is "
+                 "bytes %llu-%llu/%llu", (long long)number,
+                 (unsigned long long)cn.chunk_size, (unsigned long long)a,
+                 (unsigned long long)(b - 1), (unsigned long long)t);
+        *why = up->err;
+        return 400;
+    }
+    up->chunked_proto = true;
+    up->total = (int64_t)t;
+    up->range_a = a;
+    up->range_b = b;
     return 0;
 }
 
@@ -244,6 +370,8 @@ parse_range(struct conn *c, struct http_request *req, struct upload *up,
     const struct conf *cf = c->w->conf;
     const char *sid = http_header_get(req, "X-Upload-Session-ID");
     const char *cr = http_header_get(req, "Content-Range");
+    const char *cn = http_header_get(req, "X-Chunk-Number");
+    int status;
 
     if (sid && !session_id_valid(sid)) {
         *why = "X-Upload-Session-ID must be 1-128 characters of "
@@ -258,9 +386,9 @@ parse_range(struct conn *c, struct http_request *req, struct upload *up,
     up->total = req->content_length;
     up->range_a = 0;
     up->range_b = req->content_length > 0 ? (uint64_t)req->content_length : 0;
-    if (cr == NULL && sid) {
-        *why = "Content-Range: bytes FIRST-LAST/TOTAL is required with "
-               "X-Upload-Session-ID";
+    if (cr == NULL && sid && cn == NULL) {
+        *why = "Content-Range: bytes FIRST-LAST/TOTAL or X-Chunk-Number is "
+               "required with X-Upload-Session-ID";
         return 400;
     }
     if (cr) {
@@ -274,14 +402,16 @@ parse_range(struct conn *c, struct http_request *req, struct upload *up,
             *why = "Content-Length must equal the Content-Range length";
             return 400;
         }
-        if (b - a + 1 > cf->chunk_max_size) {
-            *why = "chunk larger than the server's maximum chunk size";
-            return 413;
-        }
         up->chunked_proto = true;
         up->total = total;
         up->range_a = a;
         up->range_b = b + 1;
+    }
+    if (cn && (status = parse_numbered(req, up, cr != NULL, why)) != 0)
+        return status;
+    if (up->chunked_proto && up->range_b - up->range_a > cf->chunk_max_size) {
+        *why = "chunk larger than the server's maximum chunk size";
+        return 413;
     }
     if (up->total > 0 && (uint64_t)up->total > cf->max_upload_size) {
         *why = "file larger than the server's maximum upload size";
@@ -407,7 +537,10 @@ respond_status(struct conn *c, struct upload *up, int status)
                            ? "200 OK: stored\n"
                            : "200 OK: identical file exists\n"); break;
     case 409: n = snprintf(body, sizeof(body), up->dup_mismatch
-                           ? "409 Conflict: these bytes differ from the ones "
+                           ? up->mode == MODE_DISCARD
+                           ? "409 Conflict: these bytes differ from the "
+                             "published file's in this range\n"
+                           : "409 Conflict: these bytes differ from the ones "
                              "already received for this range\n"
                            : "409 Conflict: a different file exists at this "
                              "path\n"); break;
@@ -713,7 +846,9 @@ upload_body(struct conn *c, const char *at, size_t len)
         conn_reject(c, 413, "file larger than the server's maximum upload size");
         return -1;
     }
-    if (up->mode == MODE_DISCARD) {
+    if (up->mode == MODE_DISCARD) {   /* compared at the end */
+        up->dup_crc = crc32c(up->dup_crc, at, len);
+        up->dup_len += len;
         up->received += len;
         return 0;
     }
@@ -798,6 +933,70 @@ duplicate_checked(struct sess *s, int rc, void *arg)
     sess_finish(s, session_finished, up);
 }
 
+/* ---- a late request for a file already published ------------------ */
+
+/* The published file's bytes [range_a, +dup_len) against the CRC-32C of
+ * what the request carried, as sess_verify compares held bytes before
+ * publication: 200 same; 409 different, or the file at the path is no
+ * longer one of the signed size; 500 unreadable. */
+static void
+late_verify_work(struct sync_job *job)
+{
+    static __thread char buf[128 * 1024];
+    struct upload *up = (struct upload *)job;
+    uint64_t off = up->range_a, end = up->range_a + up->dup_len;
+    uint32_t crc = 0;
+    struct stat st;
+    int fd;
+
+    up->result = 409;
+    if (store_open_file(up->w->root_fd, up->rel, &fd, &st, up->err,
+                        sizeof(up->err)) < 0) {
+        up->result = errno == ENOENT ? 409 : 500;
+        return;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size != up->total) {
+        close(fd);
+        return;
+    }
+    while (off < end) {
+        size_t want = end - off < sizeof(buf) ? (size_t)(end - off)
+                                              : sizeof(buf);
+        ssize_t n = pread(fd, buf, want, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            snprintf(up->err, sizeof(up->err), "read: %s",
+                     n < 0 ? strerror(errno) : "short file");
+            up->result = 500;
+            break;
+        }
+        crc = crc32c(crc, buf, (size_t)n);
+        off += (uint64_t)n;
+    }
+    close(fd);
+    if (off == end)
+        up->result = crc == up->dup_crc ? 200 : 409;
+}
+
+static void
+late_verify_done(struct sync_job *job)
+{
+    struct upload *up = (struct upload *)job;
+    up->job_pending = false;
+    if (up->result == 409) {
+        up->dup_mismatch = true;
+        log_warn("%s: a request for the published file carried other "
+                 "bytes (range from %llu, %llu bytes)", up->rel,
+                 (unsigned long long)up->range_a,
+                 (unsigned long long)up->dup_len);
+    } else if (up->result == 500) {
+        log_error("%s: cannot compare with the published file: %s",
+                  up->rel, up->err);
+    }
+    finish_request(up, up->result);
+}
+
 int
 upload_complete(struct conn *c)
 {
@@ -811,15 +1010,15 @@ upload_complete(struct conn *c)
             return -1;
         }
     }
+    up->job_pending = true;
     if (up->mode == MODE_DISCARD) {
-        c->up = NULL;
-        up->c = NULL;
-        uncount(up);
-        respond_status(c, up, 200);
-        upload_free(up, true);
+        /* A read, not a publication: straight to the pool, even during
+         * a pause. */
+        up->job.work = late_verify_work;
+        up->job.done = late_verify_done;
+        syncpool_submit(c->w->pool, &up->job);
         return 0;
     }
-    up->job_pending = true;
     if (up->mode == MODE_SESSION && up->dup_len > 0) {
         /* Re-sent bytes were dropped, never written: they must be the
          * bytes already held, or the client is sending another file. */

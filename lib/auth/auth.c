@@ -371,13 +371,14 @@ last_segment(const struct auth_request *req, struct part *p)
 #define PARTS(str)     PART(str, strlen(str))
 
 /* Fills parts with the MAC input of variant v (docs/protocol.md), using
- * num for the decimal strings it renders. Returns the number of parts. */
+ * num for the decimal strings it renders; ct is the content type a v2 MAC
+ * is tried with (see v2_types). Returns the number of parts. */
 static size_t
 mac_input(enum auth_variant v, const struct auth_request *req,
-          const struct sig *s, struct numbers *num,
+          const struct sig *s, const char *ct, struct numbers *num,
           struct part parts[MAX_PARTS])
 {
-    const char *ct = req->content_type, *size = num->size;
+    const char *size = num->size;
     size_t      k = 0;
 
     snprintf(num->size, sizeof(num->size), "%" PRId64, req->content_length);
@@ -386,8 +387,6 @@ mac_input(enum auth_variant v, const struct auth_request *req,
         PART(req->path, req->path_len); PARTS(" "); PARTS(size);
         break;
     case AUTH_V2:
-        if (ct == NULL || *ct == '\0')
-            ct = OCTET_STREAM;  /* what Prosody signs when none was given */
         PART(req->path, req->path_len); PART("", 1); PARTS(size);
         PART("", 1); PARTS(ct);
         break;
@@ -447,12 +446,12 @@ hmac_parts(EVP_MAC *alg, const struct auth_key *key, const struct part *parts,
 
 static int
 mac_of(const struct auth_key *key, enum auth_variant v,
-       const struct auth_request *req, const struct sig *s,
+       const struct auth_request *req, const struct sig *s, const char *ct,
        unsigned char mac[MAC_LEN])
 {
     struct part    parts[MAX_PARTS];
     struct numbers num;
-    size_t         n = mac_input(v, req, s, &num, parts);
+    size_t         n = mac_input(v, req, s, ct, &num, parts);
     EVP_MAC    *alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
     int         rc;
 
@@ -464,9 +463,29 @@ mac_of(const struct auth_key *key, enum auth_variant v,
 }
 
 
+/* The content types a v2 MAC may bind for this request. A header that was
+ * sent binds exactly its bytes, an empty one the empty string. Without the
+ * header the client gave no type, and Prosody signed one of the two ways it
+ * writes "no type": "application/octet-stream" when the slot request had no
+ * content-type, "" when it had content-type="" (Converse.js for a file the
+ * browser knows no type of). No other type verifies without the header. */
+static size_t
+v2_types(const struct auth_request *req, const char *types[2])
+{
+    if (req->content_type != NULL) {
+        types[0] = req->content_type;
+        return 1;
+    }
+    types[0] = OCTET_STREAM;
+    types[1] = "";
+    return 2;
+}
+
+
 /* Returns 1 and sets s->variant to the form that matched, 0 if no key
  * verifies, -1 on an OpenSSL failure. A token URL is tried in both forms
- * the ejabberd modules emit. */
+ * the ejabberd modules emit, a v2 URL without Content-Type in both forms
+ * of "no type" (v2_types). */
 static int
 verify(const struct auth_key *keys, size_t nkeys,
        const struct auth_request *req, struct sig *s)
@@ -475,16 +494,20 @@ verify(const struct auth_key *keys, size_t nkeys,
         AUTH_TOKEN, AUTH_TOKEN_NR
     };
     unsigned char mac[MAC_LEN];
-    size_t        i, f, nforms = s->variant == AUTH_TOKEN ? 2 : 1;
+    const char   *types[2] = { NULL, NULL };
+    size_t        i, f, t, nforms = s->variant == AUTH_TOKEN ? 2 : 1;
+    size_t        ntypes = s->variant == AUTH_V2 ? v2_types(req, types) : 1;
 
     for (i = 0; i < nkeys; i++) {
         for (f = 0; f < nforms; f++) {
             enum auth_variant v = nforms == 2 ? token_forms[f] : s->variant;
-            if (mac_of(&keys[i], v, req, s, mac) == -1)
-                return -1;
-            if (CRYPTO_memcmp(mac, s->mac, MAC_LEN) == 0) {
-                s->variant = v;
-                return 1;
+            for (t = 0; t < ntypes; t++) {
+                if (mac_of(&keys[i], v, req, s, types[t], mac) == -1)
+                    return -1;
+                if (CRYPTO_memcmp(mac, s->mac, MAC_LEN) == 0) {
+                    s->variant = v;
+                    return 1;
+                }
             }
         }
     }
@@ -656,7 +679,10 @@ auth_sign(enum auth_variant variant, const struct auth_key *key,
         s.user_len = strlen(user);
         memcpy(s.user, user, s.user_len);
     }
-    if (mac_of(key, variant, req, &s, mac) == -1)
+    /* Without a type, sign what Prosody signs for a slot without one. */
+    if (mac_of(key, variant, req, &s, req->content_type ? req->content_type
+                                                        : OCTET_STREAM,
+               mac) == -1)
         return -1;
     put_query(&w, &s, mac);
     return w.overflow ? -1 : 0;

@@ -50,8 +50,10 @@ struct auth_request {
     size_t      path_len;       /* any byte but NUL (validated elsewhere) */
     const char *query;          /* raw query after '?', NOT decoded; NULL ok */
     int64_t     content_length; /* -1 while unknown (chunked body) */
-    const char *content_type;   /* header value or NULL; v2 signs NULL and
-                                   "" as "application/octet-stream" */
+    const char *content_type;   /* header value, "" when sent empty, NULL
+                                   when absent: v2 then verifies against
+                                   both "application/octet-stream" and ""
+                                   (Prosody's two ways to sign no type) */
     time_t      now;            /* when the request head arrived: pass the
                                    same value again on the re-check */
 };
@@ -85,7 +87,9 @@ int auth_check(const struct auth_key *keys, size_t nkeys,
  * NUL-terminated, e.g. "v3=<hex>&expires=<n>". `expires` is used by v3 and
  * tokens; `user` (bare JID) by tokens only. Returns -1 if the variant needs
  * a size and content_length is -1, if a needed argument is missing, or if
- * outlen is too small. For tests and SDK tooling; the daemon never signs. */
+ * outlen is too small. v2 signs content_type NULL as Prosody does a slot
+ * without a type: "application/octet-stream". For tests and SDK tooling;
+ * the daemon never signs. */
 int auth_sign(enum auth_variant variant, const struct auth_key *key,
               const struct auth_request *req, const char *user,
               time_t expires, char *query_out, size_t outlen);

@@ -980,6 +980,19 @@ check_whole(struct ld *ld, const config_t *cfg)
                                     "security.secret_files", "security"),
                        "security.secrets", "at least one secret is required "
                        "(security.secrets or security.secret_files)");
+    /* Every numbered chunk but the last is exactly chunksize bytes: a
+     * size over the chunk limit would refuse them all with 413. Left to
+     * its default, it follows a smaller limit, so a configuration that
+     * lowered chunk_max_size before chunksize existed stays valid. */
+    if (c->chunk_size > c->chunk_max_size) {
+        if (config_lookup(cfg, "uploads.chunksize") != NULL)
+            return fail_at(ld, config_lookup(cfg, "uploads.chunksize"),
+                           "uploads.chunksize", "must not exceed "
+                           "uploads.chunk_max_size (%llu > %llu bytes)",
+                           (unsigned long long)c->chunk_size,
+                           (unsigned long long)c->chunk_max_size);
+        ld->c->chunk_size = c->chunk_max_size;
+    }
     /* Uploads are published by rename from staging into storage. */
     if (strcmp(c->storage_dir, c->staging_dir) == 0)
         return fail_at(ld, first_of(cfg, "storage.staging", "storage.dir",

@@ -122,6 +122,40 @@ on_header_value(http_parser *p, const char *at, size_t len)
     return append(in, at, len);
 }
 
+/* Headers whose value decides what is stored or how it is authorised. A
+ * second copy is ambiguous: we would act on the first while a proxy may
+ * honour the last (a v2 MAC binds one Content-Type, a cache or browser sees
+ * another), so a request carrying one twice is refused, whatever it is.
+ * Host: RFC 9112 3.2 asks for 400 on a second one. */
+#define ONCE(name) { name, sizeof(name) - 1, "duplicate " name " header" }
+static const struct {
+    const char *name;
+    size_t      len;
+    const char *reason;
+} singletons[] = {
+    ONCE("Host"), ONCE("Content-Type"), ONCE("Content-Range"),
+    ONCE("X-Upload-Session-ID"), ONCE("X-Chunk-Number"),
+    ONCE("X-Total-Chunks"), ONCE("X-Total-Size"), ONCE("Upload-Length"),
+    ONCE("Upload-Offset")
+};
+#undef ONCE
+
+/* The reason naming the first such header sent twice, or NULL. */
+static const char *
+duplicated(const struct http_request *r)
+{
+    for (size_t k = 0; k < sizeof(singletons) / sizeof(singletons[0]); k++) {
+        size_t seen = 0;
+        for (size_t i = 0; i < r->nheaders; i++)
+            if (r->headers[i].name_len == singletons[k].len
+                && strncasecmp(r->target + r->headers[i].name,
+                               singletons[k].name, singletons[k].len) == 0
+                && ++seen == 2)
+                return singletons[k].reason;
+    }
+    return NULL;
+}
+
 static int
 on_headers_complete(http_parser *p)
 {
@@ -138,6 +172,9 @@ on_headers_complete(http_parser *p)
     r->chunked = (p->flags & F_CHUNKED) != 0;
     r->keepalive = http_should_keep_alive(p) != 0;
 
+    const char *dup = duplicated(r);
+    if (dup != NULL)
+        return fail(in, 400, dup);
     const char *cl = http_header_get(r, "Content-Length");
     uint64_t n;
     if (cl && decimal_parse(cl, INT64_MAX, &n) < 0)

@@ -195,7 +195,9 @@ def spread_conns(d, want_workers, per_worker, tries=20):
 
 @hfs.timeout(60)
 def test_chunks_out_of_order():
-    with Daemon(**{"server.workers": 2}) as d:
+    # X-Chunk-Number must agree with Content-Range: 0-based, in chunks of
+    # uploads.chunksize.
+    with Daemon(**{"server.workers": 2, "uploads.chunksize": "1M"}) as d:
         path = "r-order/file.bin"
         data = hfs.det_bytes(5 * MiB + 123, seed=11)
         total, sha = len(data), hfs.sha256(data)
@@ -207,7 +209,7 @@ def test_chunks_out_of_order():
         sent = []
         for i, k in enumerate(order):
             a, b = chunks[k]
-            extra = [("X-Chunk-Number", str(k + 1)),
+            extra = [("X-Chunk-Number", str(k)),
                      ("X-Total-Chunks", str(len(chunks)))] if i % 2 else []
             r = put_chunk(d, path, data, a, b, "order-1", extra=extra)
             sent.append((a, b))
@@ -387,9 +389,12 @@ def test_duplicate_chunks_idempotent():
         assert_published(d, path, sha)
         assert_staging_clean(d)
         # A late repeat of a chunk of the finished file (a client that lost
-        # the 201): 200, the file unchanged.
-        r = put_chunk(d, path, bytes(junk), *c1, "dup-1")
+        # the 201) is compared with the published bytes: 200 when they are
+        # the same, 409 when not, the file unchanged either way.
+        r = put_chunk(d, path, data, *c1, "dup-1")
         assert r.status == 200, "repeat after completion: %r" % r
+        r = put_chunk(d, path, bytes(junk), *c1, "dup-1")
+        assert r.status == 409, "other bytes after completion: %r" % r
         assert_published(d, path, sha)
         assert_staging_clean(d)
 

@@ -23,6 +23,9 @@
 /* the same with 'application/octet-stream' */
 #define V2_OCT \
     "610a749a965bbda9165dfdc8b156d38459ad73271d7dabb4afd116e5de4a32fe"
+/* the same with '' (a slot request with content-type="") */
+#define V2_EMPTY \
+    "2031db6828daccba3e67dd5ce41a434430f030b847d8f1141ee7030f98155c64"
 /* ejabberd: '<sha1 of alice@example.org>/<rand>/photo_1.jpg 2048' */
 #define EJ_K1 \
     "c21dec5df0e9299c35afd623a24adf68827f4a0b80f620f3bd620e502589fa51"
@@ -147,15 +150,56 @@ test_v2_content_type(void)
     CU_ASSERT_EQUAL(run1(&r, &res), AUTH_BAD_MAC);
     r.content_type = NULL;
     CU_ASSERT_EQUAL(run1(&r, &res), AUTH_BAD_MAC);
-    /* no Content-Type: Prosody signed its default */
-    r.query = "v2=" V2_OCT;
-    CU_ASSERT_EQUAL(run1(&r, &res), AUTH_OK);
     r.content_type = "";
+    CU_ASSERT_EQUAL(run1(&r, &res), AUTH_BAD_MAC);
+    /* a slot requested without a type: Prosody signed its default */
+    r.query = "v2=" V2_OCT;
+    r.content_type = NULL;
     CU_ASSERT_EQUAL(run1(&r, &res), AUTH_OK);
     r.content_type = "application/octet-stream";
     CU_ASSERT_EQUAL(run1(&r, &res), AUTH_OK);
+    r.content_type = "";        /* an empty header is not that type */
+    CU_ASSERT_EQUAL(run1(&r, &res), AUTH_BAD_MAC);
     r.content_type = "image/jpeg";
     CU_ASSERT_EQUAL(run1(&r, &res), AUTH_BAD_MAC);
+}
+
+static void expect_signed(enum auth_variant v, const struct auth_request *r,
+                          const char *user, time_t expires, const char *want);
+
+/* Converse.js asks for a slot with content-type="" when the browser knows
+ * no type; Prosody signs the empty string and Chromium sends an empty
+ * Content-Type header. */
+static void
+test_v2_empty_content_type(void)
+{
+    struct auth_request r = mkreq(PATH, "v2=" V2_EMPTY, SIZE, "");
+    struct auth_result  res;
+    struct auth_key     keys[2] = { K2, K1 };
+
+    CU_ASSERT_EQUAL(run1(&r, &res), AUTH_OK);
+    CU_ASSERT_EQUAL(res.variant, AUTH_V2);
+    CU_ASSERT_EQUAL(res.signed_size, SIZE);
+    /* no header at all: "" is one of the two forms of "no type" */
+    r.content_type = NULL;
+    CU_ASSERT_EQUAL(run1(&r, &res), AUTH_OK);
+    CU_ASSERT_EQUAL(run(keys, 2, &r, 0, &res), AUTH_OK);
+    /* any header that was sent binds exactly its bytes */
+    r.content_type = "application/octet-stream";
+    CU_ASSERT_EQUAL(run1(&r, &res), AUTH_BAD_MAC);
+    r.content_type = " ";
+    CU_ASSERT_EQUAL(run1(&r, &res), AUTH_BAD_MAC);
+    r.content_type = "image/jpeg";
+    CU_ASSERT_EQUAL(run1(&r, &res), AUTH_BAD_MAC);
+    /* the size is still bound */
+    r.content_type = "";
+    r.content_length = SIZE + 1;
+    CU_ASSERT_EQUAL(run1(&r, &res), AUTH_BAD_MAC);
+    r.content_type = NULL;
+    CU_ASSERT_EQUAL(run1(&r, &res), AUTH_BAD_MAC);
+    /* signing the empty type gives Prosody's MAC */
+    r = mkreq(PATH, NULL, SIZE, "");
+    expect_signed(AUTH_V2, &r, NULL, 0, "v2=" V2_EMPTY);
 }
 
 static void
@@ -642,6 +686,7 @@ static CU_TestInfo tests[] = {
     { "wrong key", test_wrong_key },
     { "ejabberd external_secret vector", test_ejabberd_vector },
     { "v2 binds the content type", test_v2_content_type },
+    { "v2 with an empty or absent content type", test_v2_empty_content_type },
     { "v3 vector, prefix and method bound", test_v3_vector },
     { "token vector", test_token_vector },
     { "network-resilient token vector", test_token_network_resilient },

@@ -101,6 +101,7 @@ test_defaults(void)
     CU_ASSERT_EQUAL(c.session_capacity, 4096);
     CU_ASSERT_EQUAL(c.sessiontimeout, 86400);
     CU_ASSERT_EQUAL(c.chunk_max_size, 64ULL << 20);
+    CU_ASSERT_EQUAL(c.chunk_size, 5ULL << 20);
     CU_ASSERT_EQUAL(c.resumable_min_size, 256ULL << 10);
     CU_ASSERT_STRING_EQUAL(c.tls_cert, "");
     CU_ASSERT_STRING_EQUAL(c.tls_key, "");
@@ -111,6 +112,7 @@ test_defaults(void)
     CU_ASSERT_EQUAL_FATAL(load(SEC), 0);
     CU_ASSERT_EQUAL(c.nlisten, 1);
     CU_ASSERT_EQUAL(c.chunk_max_size, 64ULL << 20);
+    CU_ASSERT_EQUAL(c.chunk_size, 5ULL << 20);
     CU_ASSERT_STRING_EQUAL(c.source, "t.conf");
     CU_ASSERT_EQUAL(c.nsecrets, 1);
 }
@@ -291,6 +293,18 @@ test_sizes(void)
                "t.conf:2: storage.max_upload_size: ", "at least 1");
     expect_err(SEC "uploads: { chunk_max_size = \"0K\"; };\n",
                "t.conf:2: uploads.chunk_max_size: ", "at least 1");
+    expect_err(SEC "uploads: {\n chunk_max_size = \"4M\";\n"
+               " chunksize = 4194305; };\n", "t.conf:4: uploads.chunksize: ",
+               "must not exceed uploads.chunk_max_size (4194305 > 4194304 "
+               "bytes)");
+    CU_ASSERT_EQUAL(load(SEC "uploads: { chunk_max_size = \"4M\"; "
+                         "chunksize = \"4M\"; };"), 0);
+    CU_ASSERT_EQUAL(c.chunk_size, 4ULL << 20);
+    CU_ASSERT_EQUAL(load(SEC "uploads: { chunksize = \"1M\"; };"), 0);
+    CU_ASSERT_EQUAL(c.chunk_size, 1ULL << 20);
+    /* the default (5M) follows a smaller chunk_max_size */
+    CU_ASSERT_EQUAL(load(SEC "uploads: { chunk_max_size = \"1M\"; };"), 0);
+    CU_ASSERT_EQUAL(c.chunk_size, 1ULL << 20);
 
     CU_ASSERT_EQUAL(load(SEC "storage: { max_upload_size = \"3k\"; "
                          "min_free = \"7M\"; };"), 0);
