@@ -270,7 +270,10 @@ static void
 test_sizes(void)
 {
     static const char *bad[] = { "\"10X\"", "\"1.5G\"", "\"-1G\"", "\"\"",
-                                 "\" 1G\"", "\"1GB\"", "\"G\"" };
+                                 "\" 1G\"", "\"5XB\"", "\"G\"", "\"GB\"",
+                                 "\"5 MB\"", "\"5MB \"", "\"5MBB\"",
+                                 "\"5BM\"", "\"5iB\"", "\"5Mi\"", "\"+5M\"",
+                                 "\"0x10\"", "\"5e3\"", "\"5s\"" };
     char text[256];
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -297,6 +300,42 @@ test_sizes(void)
     CU_ASSERT_EQUAL(load(SEC "storage: { max_upload_size = 5368709120L; };"),
                     0);
     CU_ASSERT_EQUAL(c.max_upload_size, 5ULL << 30);
+    expect_err(SEC "uploads: { chunksize = \"16777216TB\"; };\n",
+               "t.conf:2: uploads.chunksize: ", "too large");
+    expect_err(SEC "uploads: { chunksize = \"8388608TB\"; };\n",
+               "t.conf:2: uploads.chunksize: ", "too large");
+}
+
+/* The seed's spellings: KB/MB/GB/TB (and KiB...) are binary like K/M/G/T,
+ * in any case, and B or nothing is bytes. */
+static void
+test_size_units(void)
+{
+    static const struct { const char *text; uint64_t want; } ok[] = {
+        { "\"5MB\"", 5ULL << 20 },   { "\"5mb\"", 5ULL << 20 },
+        { "\"5Mb\"", 5ULL << 20 },   { "\"5MiB\"", 5ULL << 20 },
+        { "\"5M\"", 5ULL << 20 },    { "\"512KB\"", 512ULL << 10 },
+        { "\"512kib\"", 512ULL << 10 }, { "\"2GB\"", 2ULL << 30 },
+        { "\"1TB\"", 1ULL << 40 },   { "\"1TiB\"", 1ULL << 40 },
+        { "\"8192\"", 8192 },        { "\"8192B\"", 8192 },
+        { "\"7b\"", 7 },             { "8192", 8192 },
+        { "\"8388607TB\"", 8388607ULL << 40 },
+    };
+    char text[256];
+
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        snprintf(text, sizeof(text), SEC "uploads: { chunksize = %s; };\n",
+                 ok[i].text);
+        CU_ASSERT_EQUAL(load(text), 0);
+        if (c.chunk_size != ok[i].want)
+            printf("    %s: got %llu: %s\n", ok[i].text,
+                   (unsigned long long)c.chunk_size, err);
+        CU_ASSERT_EQUAL(c.chunk_size, ok[i].want);
+    }
+    expect_err(SEC "uploads: {\n chunksize = \"5XB\"; };\n",
+               "t.conf:3: uploads.chunksize: ", "bad size \"5XB\"");
+    expect_err(SEC "uploads: { chunksize = \"0MB\"; };\n",
+               "t.conf:2: uploads.chunksize: ", "at least 1");
 }
 
 /* libconfig 1.5 would read 5368709120 as 1073741824 without a word. */
@@ -343,6 +382,32 @@ test_durations(void)
                          "timeouts: { idletimeout = \"90m\"; };\n"), 0);
     CU_ASSERT_EQUAL(c.shutdown_grace, 0);
     CU_ASSERT_EQUAL(c.idletimeout, 5400);
+    /* The seed's forms. */
+    CU_ASSERT_EQUAL(load(SEC "timeouts: { readtimeout = \"300s\"; "
+                         "writetimeout = \"5m\"; idletimeout = \"1d\"; "
+                         "uploadtimeout = \"3600\"; };\n"
+                         "network: { reconnectdelay = \"2s\"; };\n"
+                         "uploads: { sessiontimeout = \"24h\"; };\n"), 0);
+    CU_ASSERT_EQUAL(c.readtimeout, 300);
+    CU_ASSERT_EQUAL(c.writetimeout, 300);
+    CU_ASSERT_EQUAL(c.idletimeout, 86400);
+    CU_ASSERT_EQUAL(c.uploadtimeout, 3600);
+    CU_ASSERT_EQUAL(c.reconnectdelay, 2);
+    CU_ASSERT_EQUAL(c.sessiontimeout, 86400);
+    expect_err(SEC "timeouts: { readtimeout = \"-1s\"; };\n",
+               "t.conf:2: timeouts.readtimeout: ", "bad duration");
+    expect_err(SEC "timeouts: { readtimeout = \"5S\"; };\n",
+               "t.conf:2: timeouts.readtimeout: ", "bad duration");
+    expect_err(SEC "timeouts: { readtimeout = \"5MB\"; };\n",
+               "t.conf:2: timeouts.readtimeout: ", "bad duration");
+    expect_err(SEC "timeouts: { readtimeout = \"1h30m\"; };\n",
+               "t.conf:2: timeouts.readtimeout: ", "bad duration");
+    expect_err(SEC "timeouts: { readtimeout = \"200ms\"; };\n",
+               "t.conf:2: timeouts.readtimeout: ", "bad duration");
+    expect_err(SEC "uploads: { sessiontimeout = \"213503982334601d\"; };\n",
+               "t.conf:2: uploads.sessiontimeout: ", "too large");
+    expect_err(SEC "uploads: { sessiontimeout = \"106751991167300d\"; };\n",
+               "t.conf:2: uploads.sessiontimeout: ", "at most");
 }
 
 static void
@@ -690,6 +755,7 @@ static CU_TestInfo tests[] = {
     { "unknown group and key", test_unknown },
     { "wrong types", test_wrong_type },
     { "sizes", test_sizes },
+    { "size units of the seed", test_size_units },
     { "libconfig int wrap refused", test_int_wrap },
     { "durations and ranges", test_durations },
     { "listen addresses and ports", test_listen },
