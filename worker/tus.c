@@ -790,6 +790,12 @@ tus_begin(struct conn *c, struct http_request *req)
     const char *why = NULL, *tr = http_header_get(req, "Tus-Resumable");
     int status;
 
+    if (!c->w->conf->resumable_uploads) {
+        free(t);
+        conn_reject(c, 501, "resumable uploads (tus) are disabled on this "
+                    "server; send the file in one plain PUT");
+        return -1;
+    }
     if (t == NULL) {
         conn_reject(c, 503, "out of memory");
         return -1;
@@ -1078,6 +1084,8 @@ tus_checkpoint(struct conn *c)
 void
 tus_options_headers(struct conn *c, struct http_head *h)
 {
+    if (!c->w->conf->resumable_uploads)
+        return;                 /* tus is not offered: do not advertise it */
     http_head_add(h, "Tus-Resumable", TUS_VERSION);
     http_head_add(h, "Tus-Version", TUS_VERSION);
     http_head_add(h, "Tus-Extension", TUS_EXTENSIONS);

@@ -236,6 +236,32 @@ parse_common(struct conn *c, struct http_request *req, struct upload *up,
     return 0;
 }
 
+/* uploads.chunkeduploadsenabled / resumableuploadsenabled: a request for
+ * a switched-off protocol gets 501 before anything is checked or stored.
+ * Any header of the chunked protocol counts: a chunk taken for a whole
+ * file would publish a fragment where the MAC binds no size (v3). */
+static int
+check_enabled(const struct conf *cf, struct http_request *req,
+              const char **why)
+{
+    if (!cf->chunked_uploads
+        && (http_header_get(req, "X-Upload-Session-ID") != NULL
+            || http_header_get(req, "X-Chunk-Number") != NULL
+            || http_header_get(req, "X-Total-Chunks") != NULL)) {
+        *why = "chunked uploads (X-Upload-Session-ID) are disabled on this "
+               "server; send the file in one plain PUT";
+        return 501;
+    }
+    if (!cf->resumable_uploads
+        && http_header_get(req, "X-Upload-Session-ID") == NULL
+        && http_header_get(req, "Content-Range") != NULL) {
+        *why = "resumable uploads (Content-Range) are disabled on this "
+               "server; send the whole file in one plain PUT";
+        return 501;
+    }
+    return 0;
+}
+
 /* Which part of the file this request carries, and how big the file is. */
 static int
 parse_range(struct conn *c, struct http_request *req, struct upload *up,
@@ -633,6 +659,7 @@ upload_begin(struct conn *c, struct http_request *req)
     c->w->slot->uploads++;
 
     if ((status = parse_common(c, req, up, &why)) != 0
+        || (status = check_enabled(c->w->conf, req, &why)) != 0
         || (status = parse_range(c, req, up, &why)) != 0
         || (status = check_signature(up, &why)) != 0
         || (status = check_space(up, &why)) != 0)
@@ -661,7 +688,8 @@ upload_begin(struct conn *c, struct http_request *req)
      * small file costs to re-send. */
     if (up->total > 0 && !exists
         && (up->chunked_proto
-            || (uint64_t)up->total >= c->w->conf->resumable_min_size)) {
+            || (c->w->conf->resumable_uploads
+                && (uint64_t)up->total >= c->w->conf->resumable_min_size))) {
         if ((status = begin_session(c, up)) != 0) {
             c->up = NULL;
             why = "out of memory";
@@ -974,6 +1002,9 @@ upload_status(struct conn *c, struct http_request *req)
     up.started = time(NULL);
     const char *sid = http_header_get(req, "X-Upload-Session-ID");
     if (sid == NULL && (c->query == NULL || c->query[0] == '\0'))
+        return false;
+    /* Switched off: HEAD answers for the published file only. */
+    if (sid ? !c->w->conf->chunked_uploads : !c->w->conf->resumable_uploads)
         return false;
     if ((status = parse_common(c, req, &up, &why)) != 0) {
         conn_respond_text(c, status, "%d %s: %s", status,

@@ -834,6 +834,8 @@ static const struct key uploads_keys[] = {
     { "chunk_max_size",   set_size, F(chunk_max_size),   1, LLONG_MAX },
     { "chunksize",        set_size, F(chunk_size),       1, LLONG_MAX },
     { "resumable_min_size", set_size, F(resumable_min_size), 0, LLONG_MAX },
+    { "resumableuploadsenabled", set_bool, F(resumable_uploads), 0, 0 },
+    { "chunkeduploadsenabled",   set_bool, F(chunked_uploads),   0, 0 },
     { NULL, NULL, 0, 0, 0, 0 }
 };
 
@@ -1008,6 +1010,8 @@ conf_defaults(struct conf *c)
     c->chunk_max_size = 64ULL << 20;
     c->chunk_size = 5ULL << 20;
     c->resumable_min_size = 256ULL << 10;
+    c->resumable_uploads = true;
+    c->chunked_uploads = true;
     snprintf(c->log_target, sizeof(c->log_target), "stderr");
     c->log_level = LOG_LVL_INFO;
 }

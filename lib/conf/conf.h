@@ -75,6 +75,8 @@ struct conf {
                                            of X-Chunk-Number use */
     uint64_t resumable_min_size;        /* bytes: smaller plain PUTs are
                                            stored in one piece */
+    bool     resumable_uploads;         /* tus, resumable plain PUTs */
+    bool     chunked_uploads;           /* X-Upload-Session-ID requests */
 
     /* tls */
     char     tls_cert[CONF_PATH_MAX];

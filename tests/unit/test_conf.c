@@ -100,6 +100,8 @@ test_defaults(void)
     CU_ASSERT_EQUAL(c.sessiontimeout, 86400);
     CU_ASSERT_EQUAL(c.chunk_max_size, 64ULL << 20);
     CU_ASSERT_EQUAL(c.resumable_min_size, 256ULL << 10);
+    CU_ASSERT_TRUE(c.resumable_uploads);
+    CU_ASSERT_TRUE(c.chunked_uploads);
     CU_ASSERT_STRING_EQUAL(c.tls_cert, "");
     CU_ASSERT_STRING_EQUAL(c.tls_key, "");
     CU_ASSERT_STRING_EQUAL(c.log_target, "stderr");
@@ -137,7 +139,8 @@ static const char full_fmt[] =
     "  reconnectdelay = 0; keepaliveinterval = 32767; keepalivecount = 9; };\n"
     "uploads: { shm_name = \"/hfs-test\"; session_capacity = 77;\n"
     "  sessiontimeout = \"3h\"; chunk_max_size = 4096;\n"
-    "  resumable_min_size = \"1M\"; };\n"
+    "  resumable_min_size = \"1M\"; resumableuploadsenabled = false;\n"
+    "  chunkeduploadsenabled = false; };\n"
     "tls: { certificate = \"%s/cert.pem\"; key = \"%s/key.pem\"; };\n"
     "logging: { target = \"%s/log\"; level = \"debug\"; };\n";
 
@@ -193,6 +196,8 @@ check_full(const char *dir)
     CU_ASSERT_EQUAL(c.sessiontimeout, 3 * 3600);
     CU_ASSERT_EQUAL(c.chunk_max_size, 4096);
     CU_ASSERT_EQUAL(c.resumable_min_size, 1ULL << 20);
+    CU_ASSERT_FALSE(c.resumable_uploads);
+    CU_ASSERT_FALSE(c.chunked_uploads);
     snprintf(path, sizeof(path), "%s/cert.pem", dir);
     CU_ASSERT_STRING_EQUAL(c.tls_cert, path);
     snprintf(path, sizeof(path), "%s/key.pem", dir);
@@ -408,6 +413,25 @@ test_durations(void)
                "t.conf:2: uploads.sessiontimeout: ", "too large");
     expect_err(SEC "uploads: { sessiontimeout = \"106751991167300d\"; };\n",
                "t.conf:2: uploads.sessiontimeout: ", "at most");
+}
+
+static void
+test_upload_switches(void)
+{
+    CU_ASSERT_EQUAL(load(SEC "uploads: { resumableuploadsenabled = false;\n"
+                         " chunkeduploadsenabled = false; };"),
+                    0);
+    CU_ASSERT_FALSE(c.resumable_uploads);
+    CU_ASSERT_FALSE(c.chunked_uploads);
+    expect_err(SEC "uploads: {\n resumableuploadsenabled = \"no\"; };\n",
+               "t.conf:3: uploads.resumableuploadsenabled: ", "true or false");
+    expect_err(SEC "uploads: { chunkeduploadsenabled = 1; };\n",
+               "t.conf:2: uploads.chunkeduploadsenabled: ", "true or false");
+    /* Keys of the Go server this daemon does not implement stay errors. */
+    expect_err(SEC "uploads: { allowedextensions = [ \".txt\" ]; };\n",
+               "t.conf:2: uploads.allowedextensions: ", "unknown key");
+    expect_err(SEC "uploads: { chunk_size = \"5MB\"; };\n",
+               "t.conf:2: uploads.chunk_size: ", "unknown key");
 }
 
 static void
@@ -758,6 +782,7 @@ static CU_TestInfo tests[] = {
     { "size units of the seed", test_size_units },
     { "libconfig int wrap refused", test_int_wrap },
     { "durations and ranges", test_durations },
+    { "upload switches", test_upload_switches },
     { "listen addresses and ports", test_listen },
     { "list limits", test_too_many },
     { "url_prefix", test_url_prefix },
