@@ -33,6 +33,7 @@
 #include "lib/store/manifest.h"
 #include "lib/store/path.h"
 #include "lib/store/publish.h"
+#include "lib/store/retry.h"
 #include "lib/util/crc32c.h"
 #include "lib/util/digest.h"
 #include "lib/util/log.h"
@@ -81,6 +82,7 @@ struct upload {
     bool             has_sha;       /* the client announced the SHA-256 */
     uint8_t          sha[32];
     int              result, result_errno;
+    struct store_retry retry;      /* uploads.maxretries, per request */
     char             err[256];
 };
 
@@ -570,6 +572,8 @@ lease_range(struct upload *up)
     resume_body(up);
 }
 
+static bool start_reclaim(struct conn *c, struct upload *up);
+
 static void
 opened(struct sess *s, int rc, void *arg)
 {
@@ -585,6 +589,8 @@ opened(struct sess *s, int rc, void *arg)
         resume_body(up);
         return;
     }
+    if (rc == 507 && start_reclaim(up->c, up))
+        return;
     if (rc != 0) {
         struct conn *c = up->c;
         c->up = NULL;
@@ -637,6 +643,128 @@ begin_session(struct conn *c, struct upload *up)
     return 0;
 }
 
+/* ---- placing the body ---------------------------------------------------- */
+
+/* Where the body goes: 0 when placed (*async: a session is being opened and
+ * opened() goes on), else a status with *why. Resumable unless the size is
+ * unknown, the file is empty, or a file is already there (then the bytes
+ * are compared, not resumed). */
+static int
+place(struct conn *c, struct upload *up, const char **why, bool *async)
+{
+    int64_t have;
+    int status;
+
+    *async = false;
+    if ((status = check_space(up, why)) != 0)
+        return status;
+    bool exists = up->total > 0 && final_exists(up, &have);
+    if (exists && up->chunked_proto) {
+        /* A late chunk of a file already published (its answer was lost):
+         * nothing to write, tell the client it is complete. A different
+         * file there cannot become this one. */
+        if (have != up->total) {
+            *why = "a different file exists at this path";
+            return 409;
+        }
+        up->mode = MODE_DISCARD;
+        up->complete_already = true;
+        return 0;
+    }
+    /* Below resumable_min_size a session's own fsyncs cost more than a
+     * small file costs to re-send. */
+    if (up->total > 0 && !exists
+        && (up->chunked_proto
+            || (c->w->conf->resumable_uploads
+                && (uint64_t)up->total >= c->w->conf->resumable_min_size))) {
+        if (begin_session(c, up) != 0) {
+            *why = "out of memory";
+            return 503;
+        }
+        *async = true;
+        return 0;
+    }
+    return open_staging(up, why);
+}
+
+/* Undo a placement that failed for want of space, so it can be made
+ * again from nothing. */
+static void
+unplace(struct upload *up)
+{
+    if (up->fd >= 0)
+        close(up->fd);
+    up->fd = -1;
+    if (up->staging[0])
+        store_staging_discard(up->w->staging_fd, up->staging);
+    up->staging[0] = '\0';
+    if (up->sess)
+        sess_detach(up->sess);
+    up->sess = NULL;
+    up->mode = MODE_STAGING;
+}
+
+static void
+reclaim_work(struct sync_job *job)
+{
+    struct upload *up = (struct upload *)job;
+    up->result = sess_reclaim(up->w, up->err, sizeof(up->err));
+}
+
+static void
+reclaim_done(struct sync_job *job)
+{
+    struct upload *up = (struct upload *)job;
+    struct conn *c = up->c;
+    const char *why = "not enough free space on the server";
+    bool async = false;
+    int status = 507;
+
+    up->opening = false;
+    if (c == NULL || !conn_alive(c)) {
+        upload_free(up, true);
+        return;
+    }
+    if (up->result < 0)
+        log_warn("reclaiming space: %s", up->err);
+    if (up->result > 0) {
+        log_info("removed %d expired upload session(s) to make room for %s",
+                 up->result, up->rel);
+        status = place(c, up, &why, &async);
+        /* Freed something but not enough: perhaps more is due now. */
+        if (status == 507 && start_reclaim(c, up))
+            return;
+    }
+    if (status != 0) {
+        c->up = NULL;
+        conn_reject(c, status, why);    /* why may point into up */
+        upload_free(up, true);
+        return;
+    }
+    if (!async)
+        resume_body(up);
+}
+
+/* Not enough space (507 at the head, or creating the staging file or the
+ * session failed with ENOSPC/EDQUOT): remove the sessions that are due on
+ * the sync pool, with the body paused, then place the body again; at most
+ * uploads.maxretries times, and only while that frees something. false:
+ * no retry, the caller answers 507. */
+static bool
+start_reclaim(struct conn *c, struct upload *up)
+{
+    if (c->w->table == NULL
+        || store_retry(&up->retry, ENOSPC) != STORE_RETRY_RECLAIM)
+        return false;
+    unplace(up);
+    conn_pause_body(c);
+    up->opening = true;          /* upload_abort leaves the free to us */
+    up->job.work = reclaim_work;
+    up->job.done = reclaim_done;
+    syncpool_submit(c->w->pool, &up->job);
+    return true;
+}
+
 /* ---- the request ---------------------------------------------------------- */
 
 int
@@ -661,47 +789,21 @@ upload_begin(struct conn *c, struct http_request *req)
     if ((status = parse_common(c, req, up, &why)) != 0
         || (status = check_enabled(c->w->conf, req, &why)) != 0
         || (status = parse_range(c, req, up, &why)) != 0
-        || (status = check_signature(up, &why)) != 0
-        || (status = check_space(up, &why)) != 0)
+        || (status = check_signature(up, &why)) != 0)
         goto reject;
     up->expect_continue = req->expect_continue;
+    up->retry.max = c->w->conf->max_retries;
     c->up = up;
-    /* Resumable unless the size is unknown, the file is empty, or a file
-     * is already there (then the bytes are compared, not resumed). */
-    int64_t have;
-    bool exists = up->total > 0 && final_exists(up, &have);
-    if (exists && up->chunked_proto) {
-        /* A late chunk of a file already published (its answer was lost):
-         * nothing to write, tell the client it is complete. A different
-         * file there cannot become this one. */
-        if (have != up->total) {
-            status = 409;
-            why = "a different file exists at this path";
-            c->up = NULL;
-            goto reject;
-        }
-        up->mode = MODE_DISCARD;
-        up->complete_already = true;
-        goto body;
-    }
-    /* Below resumable_min_size a session's own fsyncs cost more than a
-     * small file costs to re-send. */
-    if (up->total > 0 && !exists
-        && (up->chunked_proto
-            || (c->w->conf->resumable_uploads
-                && (uint64_t)up->total >= c->w->conf->resumable_min_size))) {
-        if ((status = begin_session(c, up)) != 0) {
-            c->up = NULL;
-            why = "out of memory";
-            goto reject;
-        }
+    bool async;
+    status = place(c, up, &why, &async);
+    if (status == 507 && start_reclaim(c, up))
         return 0;
-    }
-    if ((status = open_staging(up, &why)) != 0) {
+    if (status != 0) {
         c->up = NULL;
         goto reject;
     }
-body:
+    if (async)
+        return 0;
     if (send_continue(c, up) < 0) {
         c->up = NULL;
         upload_free(up, true);
@@ -766,7 +868,7 @@ upload_body(struct conn *c, const char *at, size_t len)
         /* Buffered write to the page cache; durability comes at the end,
          * from the sync pool. */
         ssize_t n = pwrite(up->fd, at, len, (off_t)up->received);
-        if (n < 0 && errno == EINTR)
+        if (n < 0 && store_retry(&up->retry, errno) == STORE_RETRY_NOW)
             continue;
         if (n <= 0)
             return write_failed(c, errno);

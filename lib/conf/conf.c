@@ -836,6 +836,7 @@ static const struct key uploads_keys[] = {
     { "resumable_min_size", set_size, F(resumable_min_size), 0, LLONG_MAX },
     { "resumableuploadsenabled", set_bool, F(resumable_uploads), 0, 0 },
     { "chunkeduploadsenabled",   set_bool, F(chunked_uploads),   0, 0 },
+    { "maxretries",       set_int,  F(max_retries),      0, 10 },
     { NULL, NULL, 0, 0, 0, 0 }
 };
 
@@ -1012,6 +1013,7 @@ conf_defaults(struct conf *c)
     c->resumable_min_size = 256ULL << 10;
     c->resumable_uploads = true;
     c->chunked_uploads = true;
+    c->max_retries = 3;
     snprintf(c->log_target, sizeof(c->log_target), "stderr");
     c->log_level = LOG_LVL_INFO;
 }

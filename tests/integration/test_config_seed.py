@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 
 import hfs
 from hfs import Daemon, build_request
@@ -57,7 +58,7 @@ def test_seed_example_passes_check():
     for form in ('chunksize = "5MB"', 'sessiontimeout = "24h"',
                  'readtimeout = "300s"', 'reconnectdelay = "2s"',
                  "resumableuploadsenabled = true",
-                 "chunkeduploadsenabled = true"):
+                 "chunkeduploadsenabled = true", "maxretries = 5"):
         assert form in text, form
     tmp = tempfile.mkdtemp(prefix="hfs-it-seed-")
     try:
@@ -84,6 +85,8 @@ def test_seed_keys_we_do_not_support_fail_clearly():
          ':3: timeouts.readtimeout: bad duration "-1s"'),
         ('uploads: {\n    chunksize = "99999999999999999999MB";\n};\n',
          ":3: uploads.chunksize: size"),
+        ('uploads: {\n    maxretries = 11;\n};\n',
+         ":3: uploads.maxretries: must be at most 10"),
         ('[server]\nlistenport = "8080"\n', "t.conf:2: syntax error"),  # TOML
     ]
     try:
@@ -100,6 +103,7 @@ def test_seed_values_run():
     upload whose chunks are the configured "5MB"."""
     with Daemon(**{"uploads.chunksize": "5MB",
                    "uploads.sessiontimeout": "24h",
+                   "uploads.maxretries": 5,
                    "uploads.resumableuploadsenabled": True,
                    "uploads.chunkeduploadsenabled": True,
                    "timeouts.readtimeout": "300s",
@@ -207,3 +211,117 @@ def test_switches_follow_reload():
                      what="reload")
         hfs.wait_for(lambda: chunk(d, "rl/b.bin", data, 0, 500).status
                      == 501, what="new workers refuse chunks")
+
+
+# ---------------------------------------------------------------- maxretries
+
+class Tmpfs:
+    """A small tmpfs holding storage.dir and storage.staging (root only):
+    a full disk that can be made on demand."""
+
+    def __init__(self, size):
+        if os.geteuid() != 0:
+            raise hfs.Skip("mounting a tmpfs needs root")
+        self.path = tempfile.mkdtemp(prefix="hfs-it-tmpfs-")
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o",
+                            "size=%d,mode=0755" % size, "tmpfs", self.path],
+                           stderr=subprocess.PIPE, universal_newlines=True)
+        if p.returncode != 0:
+            os.rmdir(self.path)
+            raise hfs.Skip("mount -t tmpfs: " + p.stderr.strip())
+        self.storage = os.path.join(self.path, "storage")
+        self.staging = os.path.join(self.path, "staging")
+        os.makedirs(self.storage)
+        os.makedirs(self.staging)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        subprocess.run(["umount", "-l", self.path])
+        os.rmdir(self.path)
+        return False
+
+
+def fill_with_expired_session(d, path, size):
+    """A resumable PUT of `size` bytes (its data file preallocated in
+    staging) cut after 64 KiB, then left idle past uploads.sessiontimeout
+    (1 s): space held by a session that is due, not yet swept."""
+    data = hfs.det_bytes(size, seed=9)
+    # The janitor's first round runs a second after start, its next one
+    # 30 s later: begin after the first, so none sweeps this session.
+    time.sleep(max(0.0, d.started + 1.5 - time.monotonic()))
+    c = d.conn()
+    c.send(build_request("PUT", d.put_target(path, size),
+                         [("Content-Length", str(size))], b""))
+    c.send(data[:64 * 1024])
+    hfs.wait_for(lambda: sessions_in(d.staging), what="session created")
+    c.close()
+    hfs.wait_for(lambda: d.metrics().get("hfs_uploads_in_progress") == 0,
+                 what="cut upload seen")
+    time.sleep(2.5)
+
+
+def enospc_daemon(fs, retries):
+    # The janitor sweeps a second after start, then every 30 s: these tests
+    # are over well before its second round, so only a retry can free the
+    # space.
+    d = Daemon(**{"storage.dir": fs.storage, "storage.staging": fs.staging,
+                     "storage.min_free": 0, "server.workers": 1,
+                     "uploads.sessiontimeout": "1s",
+                     "uploads.maxretries": retries})
+    d.started = time.monotonic()
+    return d
+
+
+@hfs.timeout(60)
+def test_enospc_retried_after_reclaiming_expired_sessions():
+    with Tmpfs(8 * MiB) as fs, enospc_daemon(fs, 3) as d:
+        fill_with_expired_session(d, "full/old.bin", 5 * MiB)
+        data = hfs.det_bytes(5 * MiB, seed=10)
+        r = d.put("full/new.bin", data)          # needs the session's space
+        assert r.status == 201, r
+        assert d.get("full/new.bin").body == data
+        assert "removed 1 expired upload session(s)" in d.log(), \
+            d.log_tail()
+        assert sessions_in(d.staging) == []
+
+
+@hfs.timeout(60)
+def test_enospc_retried_for_one_shot_files():
+    """A PUT below resumable_min_size (a one-shot staging file) takes the
+    same way, as does a session that could not be created."""
+    with Tmpfs(8 * MiB) as fs, enospc_daemon(fs, 3) as d:
+        fill_with_expired_session(d, "full/old.bin", 5 * MiB)
+        with open(os.path.join(fs.storage, "ballast"), "wb") as f:
+            f.write(b"\0" * (2900 * 1024))
+        small = hfs.det_bytes(200 * 1024, seed=11)
+        r = d.put("full/small.bin", small)
+        assert r.status == 201, r
+        assert d.get("full/small.bin").body == small
+        assert "removed 1 expired upload session(s)" in d.log(), \
+            d.log_tail()
+
+
+@hfs.timeout(60)
+def test_enospc_not_retried_with_maxretries_0():
+    with Tmpfs(8 * MiB) as fs, enospc_daemon(fs, 0) as d:
+        fill_with_expired_session(d, "full/old.bin", 5 * MiB)
+        r = d.put("full/new.bin", hfs.det_bytes(5 * MiB, seed=10))
+        assert r.status == 507, r
+        assert "free space" in r.text, r
+        assert hfs.regular_files(d.storage) == []
+        assert "expired upload session" not in d.log(), d.log_tail()
+
+
+@hfs.timeout(60)
+def test_enospc_without_anything_to_reclaim_is_507():
+    """Retries only while reclaiming frees something: a disk full of live
+    data answers 507 at once, whatever maxretries says."""
+    with Tmpfs(4 * MiB) as fs, enospc_daemon(fs, 10) as d:
+        with open(os.path.join(fs.storage, "ballast"), "wb") as f:
+            f.write(b"\0" * (3 * MiB))
+        t0 = time.monotonic()
+        r = d.put("full/new.bin", hfs.det_bytes(2 * MiB, seed=10))
+        assert r.status == 507, r
+        assert time.monotonic() - t0 < 5, "507 took too long"

@@ -102,6 +102,7 @@ test_defaults(void)
     CU_ASSERT_EQUAL(c.resumable_min_size, 256ULL << 10);
     CU_ASSERT_TRUE(c.resumable_uploads);
     CU_ASSERT_TRUE(c.chunked_uploads);
+    CU_ASSERT_EQUAL(c.max_retries, 3);
     CU_ASSERT_STRING_EQUAL(c.tls_cert, "");
     CU_ASSERT_STRING_EQUAL(c.tls_key, "");
     CU_ASSERT_STRING_EQUAL(c.log_target, "stderr");
@@ -140,7 +141,7 @@ static const char full_fmt[] =
     "uploads: { shm_name = \"/hfs-test\"; session_capacity = 77;\n"
     "  sessiontimeout = \"3h\"; chunk_max_size = 4096;\n"
     "  resumable_min_size = \"1M\"; resumableuploadsenabled = false;\n"
-    "  chunkeduploadsenabled = false; };\n"
+    "  chunkeduploadsenabled = false; maxretries = 0; };\n"
     "tls: { certificate = \"%s/cert.pem\"; key = \"%s/key.pem\"; };\n"
     "logging: { target = \"%s/log\"; level = \"debug\"; };\n";
 
@@ -198,6 +199,7 @@ check_full(const char *dir)
     CU_ASSERT_EQUAL(c.resumable_min_size, 1ULL << 20);
     CU_ASSERT_FALSE(c.resumable_uploads);
     CU_ASSERT_FALSE(c.chunked_uploads);
+    CU_ASSERT_EQUAL(c.max_retries, 0);
     snprintf(path, sizeof(path), "%s/cert.pem", dir);
     CU_ASSERT_STRING_EQUAL(c.tls_cert, path);
     snprintf(path, sizeof(path), "%s/key.pem", dir);
@@ -419,14 +421,21 @@ static void
 test_upload_switches(void)
 {
     CU_ASSERT_EQUAL(load(SEC "uploads: { resumableuploadsenabled = false;\n"
-                         " chunkeduploadsenabled = false; };"),
+                         " chunkeduploadsenabled = false; maxretries = 10; };"),
                     0);
     CU_ASSERT_FALSE(c.resumable_uploads);
     CU_ASSERT_FALSE(c.chunked_uploads);
+    CU_ASSERT_EQUAL(c.max_retries, 10);
     expect_err(SEC "uploads: {\n resumableuploadsenabled = \"no\"; };\n",
                "t.conf:3: uploads.resumableuploadsenabled: ", "true or false");
     expect_err(SEC "uploads: { chunkeduploadsenabled = 1; };\n",
                "t.conf:2: uploads.chunkeduploadsenabled: ", "true or false");
+    expect_err(SEC "uploads: { maxretries = 11; };\n",
+               "t.conf:2: uploads.maxretries: ", "at most 10");
+    expect_err(SEC "uploads: { maxretries = -1; };\n",
+               "t.conf:2: uploads.maxretries: ", "negative");
+    expect_err(SEC "uploads: { maxretries = \"3\"; };\n",
+               "t.conf:2: uploads.maxretries: ", "expected an integer");
     /* Keys of the Go server this daemon does not implement stay errors. */
     expect_err(SEC "uploads: { allowedextensions = [ \".txt\" ]; };\n",
                "t.conf:2: uploads.allowedextensions: ", "unknown key");
@@ -782,7 +791,7 @@ static CU_TestInfo tests[] = {
     { "size units of the seed", test_size_units },
     { "libconfig int wrap refused", test_int_wrap },
     { "durations and ranges", test_durations },
-    { "upload switches", test_upload_switches },
+    { "upload switches and maxretries", test_upload_switches },
     { "listen addresses and ports", test_listen },
     { "list limits", test_too_many },
     { "url_prefix", test_url_prefix },
