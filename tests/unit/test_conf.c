@@ -776,6 +776,13 @@ test_shipped_configs(void)
     CU_ASSERT_STRING_EQUAL(c.user, "hmac-file-server");
     CU_ASSERT(c.nsecrets == 1 && c.secrets[0].len == 13);
     CU_ASSERT_EQUAL(c.max_upload_size, 1ULL << 30);
+    CU_ASSERT_TRUE(c.resumable_uploads);
+    CU_ASSERT_TRUE(c.chunked_uploads);
+    CU_ASSERT_EQUAL(c.max_retries, 3);
+    /* Every key of the uploads group is spelled out in the sample. */
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "resumableuploadsenabled = true;"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "chunkeduploadsenabled = true;"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "maxretries = 3;"));
     free(patched);
     free(text);
     unit_rmtree(dir);
