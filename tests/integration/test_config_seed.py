@@ -249,8 +249,8 @@ def fill_with_expired_session(d, path, size):
     (1 s): space held by a session that is due, not yet swept."""
     data = hfs.det_bytes(size, seed=9)
     # The janitor's first round runs a second after start, its next one
-    # 30 s later: begin after the first, so none sweeps this session.
-    time.sleep(max(0.0, d.started + 1.5 - time.monotonic()))
+    # 30 s later: begin well after the first, so none sweeps this session.
+    time.sleep(max(0.0, d.started + 3.0 - time.monotonic()))
     c = d.conn()
     c.send(build_request("PUT", d.put_target(path, size),
                          [("Content-Length", str(size))], b""))
