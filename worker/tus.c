@@ -38,11 +38,13 @@
 #include "lib/http/response.h"
 #include "lib/store/manifest.h"
 #include "lib/store/path.h"
+#include "lib/store/retry.h"
 #include "lib/util/decimal.h"
 #include "lib/util/log.h"
 #include "shm/stats.h"
 #include "worker/conn.h"
 #include "worker/session.h"
+#include "worker/syncpool.h"
 
 #define TUS_VERSION       "1.0.0"
 #define TUS_EXTENSIONS    "creation,creation-with-upload," \
@@ -81,6 +83,9 @@ struct tus {
     time_t           started;
     char             err[256];
     struct manifest_header hdr;     /* creation: what the session binds */
+    struct sync_job  job;           /* creation short of space: reclaim */
+    struct store_retry retry;       /* uploads.maxretries */
+    int              reclaimed;
 };
 
 /* ---- answers ------------------------------------------------------------- */
@@ -550,6 +555,52 @@ lease_body(struct tus *t, uint64_t size, const char **why)
     return 0;
 }
 
+static int begin_create(struct tus *t, struct conn *c);
+
+static void
+reclaim_work(struct sync_job *job)
+{
+    struct tus *t = (struct tus *)(void *)((char *)job
+                                           - offsetof(struct tus, job));
+    t->reclaimed = sess_reclaim(t->w, t->err, sizeof(t->err));
+}
+
+/* Creation failed for want of space: once the sessions that are due are
+ * removed, create again from nothing (a new id; nothing was answered). */
+static void
+reclaim_done(struct sync_job *job)
+{
+    struct tus *t = (struct tus *)(void *)((char *)job
+                                           - offsetof(struct tus, job));
+    if (!still_wanted(t))
+        return;
+    if (t->reclaimed < 0)
+        log_warn("tus: reclaiming space: %s", t->err);
+    if (t->reclaimed <= 0) {
+        fail(t, 507, true, "not enough free space");
+        return;
+    }
+    log_info("removed %d expired upload session(s) to make room for %s",
+             t->reclaimed, t->hdr.path);
+    begin_create(t, t->c);
+}
+
+/* uploads.maxretries, as for a PUT (upload.c, start_reclaim). */
+static bool
+start_reclaim(struct tus *t)
+{
+    if (t->w->table == NULL
+        || store_retry(&t->retry, ENOSPC) != STORE_RETRY_RECLAIM)
+        return false;
+    sess_detach(t->sess);
+    t->sess = NULL;
+    t->pending = true;
+    t->job.work = reclaim_work;
+    t->job.done = reclaim_done;
+    syncpool_submit(t->w->pool, &t->job);
+    return true;
+}
+
 static void
 created(struct sess *s, int rc, void *arg)
 {
@@ -557,6 +608,8 @@ created(struct sess *s, int rc, void *arg)
     const char *why = NULL;
     (void)s;
     if (!still_wanted(t))
+        return;
+    if (rc == 507 && start_reclaim(t))
         return;
     if (rc != 0) {
         fail(t, rc, true, "%s", rc == 507 ? "not enough free space"
@@ -803,6 +856,7 @@ tus_begin(struct conn *c, struct http_request *req)
     t->c = c;
     t->w = c->w;
     t->started = time(NULL);
+    t->retry.max = c->w->conf->max_retries;
     if ((status = parse_target(t, c, req, &why)) != 0)
         return fail(t, status, true, "%s", why);
     if (tr == NULL || strcmp(tr, TUS_VERSION) != 0)
