@@ -24,6 +24,7 @@
 
 #include "lib/conf/conf.h"
 #include "lib/store/publish.h"
+#include "lib/store/retry.h"
 #include "lib/util/crc32c.h"
 #include "lib/util/digest.h"
 #include "lib/util/log.h"
@@ -533,10 +534,11 @@ sess_write(struct sess *s, const char *buf, size_t len)
         errno = EFBIG;
         return -1;
     }
+    struct store_retry r = { .max = s->w->conf->max_retries };
     while (len > 0) {
         ssize_t n = pwrite(manifest_data_fd(s->m), buf, len,
                            (off_t)(s->a + s->written));
-        if (n < 0 && errno == EINTR)
+        if (n < 0 && store_retry(&r, errno) == STORE_RETRY_NOW)
             continue;
         if (n <= 0)
             return -1;
@@ -885,14 +887,19 @@ expire_one(const uint8_t key[SHM_KEY_LEN], void *arg)
     return manifest_remove(w->staging_fd, key, err, sizeof(err)) < 0 ? -1 : 0;
 }
 
+int
+sess_reclaim(struct worker *w, char *err, size_t errlen)
+{
+    return shm_table_expire_scan(w->table, now_s(), w->conf->sessiontimeout,
+                                 expire_one, w, err, errlen);
+}
+
 static void
 janitor_work(struct sync_job *job)
 {
     struct janitor *j = (struct janitor *)job;
     char err[256];
-    j->freed = shm_table_expire_scan(j->w->table, now_s(),
-                                     j->w->conf->sessiontimeout, expire_one,
-                                     j->w, err, sizeof(err));
+    j->freed = sess_reclaim(j->w, err, sizeof(err));
     if (j->freed < 0)
         log_warn("session expiry: %s", err);
 }

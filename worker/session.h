@@ -94,6 +94,10 @@ const struct manifest_header *sess_header(const struct sess *s);
 void sess_setup(struct worker *w);
 /* Expire idle sessions and remove their directories (off the loop). */
 void sess_janitor(struct worker *w);
+/* The janitor's work, run now on the calling (pool) thread: removes the
+ * sessions that are due (idle past uploads.sessiontimeout, expired,
+ * aborted) with their staging data. Returns how many, or -1 with err. */
+int  sess_reclaim(struct worker *w, char *err, size_t errlen);
 bool sess_busy(const struct sess *s);
 
 #endif

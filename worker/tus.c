@@ -43,11 +43,13 @@
 #include "lib/http/tusmeta.h"
 #include "lib/store/manifest.h"
 #include "lib/store/path.h"
+#include "lib/store/retry.h"
 #include "lib/util/decimal.h"
 #include "lib/util/log.h"
 #include "shm/stats.h"
 #include "worker/conn.h"
 #include "worker/session.h"
+#include "worker/syncpool.h"
 
 #define TUS_VERSION       "1.0.0"
 #define TUS_EXTENSIONS    "creation,creation-with-upload," \
@@ -86,6 +88,9 @@ struct tus {
     time_t           started;
     char             err[256];
     struct manifest_header hdr;     /* creation: what the session binds */
+    struct sync_job  job;           /* creation short of space: reclaim */
+    struct store_retry retry;       /* uploads.maxretries */
+    int              reclaimed;
 };
 
 /* ---- answers ------------------------------------------------------------- */
@@ -519,6 +524,52 @@ lease_body(struct tus *t, uint64_t size, const char **why)
     return 0;
 }
 
+static int begin_create(struct tus *t, struct conn *c);
+
+static void
+reclaim_work(struct sync_job *job)
+{
+    struct tus *t = (struct tus *)(void *)((char *)job
+                                           - offsetof(struct tus, job));
+    t->reclaimed = sess_reclaim(t->w, t->err, sizeof(t->err));
+}
+
+/* Creation failed for want of space: once the sessions that are due are
+ * removed, create again from nothing (a new id; nothing was answered). */
+static void
+reclaim_done(struct sync_job *job)
+{
+    struct tus *t = (struct tus *)(void *)((char *)job
+                                           - offsetof(struct tus, job));
+    if (!still_wanted(t))
+        return;
+    if (t->reclaimed < 0)
+        log_warn("tus: reclaiming space: %s", t->err);
+    if (t->reclaimed <= 0) {
+        fail(t, 507, true, "not enough free space");
+        return;
+    }
+    log_info("removed %d expired upload session(s) to make room for %s",
+             t->reclaimed, t->hdr.path);
+    begin_create(t, t->c);
+}
+
+/* uploads.maxretries, as for a PUT (upload.c, start_reclaim). */
+static bool
+start_reclaim(struct tus *t)
+{
+    if (t->w->table == NULL
+        || store_retry(&t->retry, ENOSPC) != STORE_RETRY_RECLAIM)
+        return false;
+    sess_detach(t->sess);
+    t->sess = NULL;
+    t->pending = true;
+    t->job.work = reclaim_work;
+    t->job.done = reclaim_done;
+    syncpool_submit(t->w->pool, &t->job);
+    return true;
+}
+
 static void
 created(struct sess *s, int rc, void *arg)
 {
@@ -526,6 +577,8 @@ created(struct sess *s, int rc, void *arg)
     const char *why = NULL;
     (void)s;
     if (!still_wanted(t))
+        return;
+    if (rc == 507 && start_reclaim(t))
         return;
     if (rc != 0) {
         fail(t, rc, true, "%s", rc == 507 ? "not enough free space"
@@ -775,6 +828,12 @@ tus_begin(struct conn *c, struct http_request *req)
     const char *why = NULL, *tr = http_header_get(req, "Tus-Resumable");
     int status;
 
+    if (!c->w->conf->resumable_uploads) {
+        free(t);
+        conn_reject(c, 501, "resumable uploads (tus) are disabled on this "
+                    "server; send the file in one plain PUT");
+        return -1;
+    }
     if (t == NULL) {
         conn_reject(c, 503, "out of memory");
         return -1;
@@ -782,6 +841,7 @@ tus_begin(struct conn *c, struct http_request *req)
     t->c = c;
     t->w = c->w;
     t->started = time(NULL);
+    t->retry.max = c->w->conf->max_retries;
     /* Not advertised in Tus-Extension. Ignoring the header would make a
      * partial upload a whole one and publish a fragment at the file's
      * URL; refuse before anything is created, as tusd does. */
@@ -1081,6 +1141,8 @@ tus_checkpoint(struct conn *c)
 void
 tus_options_headers(struct conn *c, struct http_head *h)
 {
+    if (!c->w->conf->resumable_uploads)
+        return;                 /* tus is not offered: do not advertise it */
     http_head_add(h, "Tus-Resumable", TUS_VERSION);
     http_head_add(h, "Tus-Version", TUS_VERSION);
     http_head_add(h, "Tus-Extension", TUS_EXTENSIONS);

@@ -34,6 +34,7 @@
 #include "lib/store/manifest.h"
 #include "lib/store/path.h"
 #include "lib/store/publish.h"
+#include "lib/store/retry.h"
 #include "lib/util/crc32c.h"
 #include "lib/util/decimal.h"
 #include "lib/util/digest.h"
@@ -84,6 +85,7 @@ struct upload {
     bool             has_sha;       /* the client announced the SHA-256 */
     uint8_t          sha[32];
     int              result, result_errno;
+    struct store_retry retry;      /* uploads.maxretries, per request */
     char             err[256];
 };
 
@@ -359,6 +361,32 @@ parse_numbered(struct http_request *req, struct upload *up, bool have_cr,
     up->total = (int64_t)t;
     up->range_a = a;
     up->range_b = b;
+    return 0;
+}
+
+/* uploads.chunkeduploadsenabled / resumableuploadsenabled: a request for
+ * a switched-off protocol gets 501 before anything is checked or stored.
+ * Any header of the chunked protocol counts: a chunk taken for a whole
+ * file would publish a fragment where the MAC binds no size (v3). */
+static int
+check_enabled(const struct conf *cf, struct http_request *req,
+              const char **why)
+{
+    if (!cf->chunked_uploads
+        && (http_header_get(req, "X-Upload-Session-ID") != NULL
+            || http_header_get(req, "X-Chunk-Number") != NULL
+            || http_header_get(req, "X-Total-Chunks") != NULL)) {
+        *why = "chunked uploads (X-Upload-Session-ID) are disabled on this "
+               "server; send the file in one plain PUT";
+        return 501;
+    }
+    if (!cf->resumable_uploads
+        && http_header_get(req, "X-Upload-Session-ID") == NULL
+        && http_header_get(req, "Content-Range") != NULL) {
+        *why = "resumable uploads (Content-Range) are disabled on this "
+               "server; send the whole file in one plain PUT";
+        return 501;
+    }
     return 0;
 }
 
@@ -679,6 +707,8 @@ lease_range(struct upload *up)
     resume_body(up);
 }
 
+static bool start_reclaim(struct conn *c, struct upload *up);
+
 static void
 opened(struct sess *s, int rc, void *arg)
 {
@@ -694,6 +724,8 @@ opened(struct sess *s, int rc, void *arg)
         resume_body(up);
         return;
     }
+    if (rc == 507 && start_reclaim(up->c, up))
+        return;
     if (rc != 0) {
         struct conn *c = up->c;
         c->up = NULL;
@@ -746,6 +778,128 @@ begin_session(struct conn *c, struct upload *up)
     return 0;
 }
 
+/* ---- placing the body ---------------------------------------------------- */
+
+/* Where the body goes: 0 when placed (*async: a session is being opened and
+ * opened() goes on), else a status with *why. Resumable unless the size is
+ * unknown, the file is empty, or a file is already there (then the bytes
+ * are compared, not resumed). */
+static int
+place(struct conn *c, struct upload *up, const char **why, bool *async)
+{
+    int64_t have;
+    int status;
+
+    *async = false;
+    if ((status = check_space(up, why)) != 0)
+        return status;
+    bool exists = up->total > 0 && final_exists(up, &have);
+    if (exists && up->chunked_proto) {
+        /* A late chunk of a file already published (its answer was lost):
+         * nothing to write, tell the client it is complete. A different
+         * file there cannot become this one. */
+        if (have != up->total) {
+            *why = "a different file exists at this path";
+            return 409;
+        }
+        up->mode = MODE_DISCARD;
+        up->complete_already = true;
+        return 0;
+    }
+    /* Below resumable_min_size a session's own fsyncs cost more than a
+     * small file costs to re-send. */
+    if (up->total > 0 && !exists
+        && (up->chunked_proto
+            || (c->w->conf->resumable_uploads
+                && (uint64_t)up->total >= c->w->conf->resumable_min_size))) {
+        if (begin_session(c, up) != 0) {
+            *why = "out of memory";
+            return 503;
+        }
+        *async = true;
+        return 0;
+    }
+    return open_staging(up, why);
+}
+
+/* Undo a placement that failed for want of space, so it can be made
+ * again from nothing. */
+static void
+unplace(struct upload *up)
+{
+    if (up->fd >= 0)
+        close(up->fd);
+    up->fd = -1;
+    if (up->staging[0])
+        store_staging_discard(up->w->staging_fd, up->staging);
+    up->staging[0] = '\0';
+    if (up->sess)
+        sess_detach(up->sess);
+    up->sess = NULL;
+    up->mode = MODE_STAGING;
+}
+
+static void
+reclaim_work(struct sync_job *job)
+{
+    struct upload *up = (struct upload *)job;
+    up->result = sess_reclaim(up->w, up->err, sizeof(up->err));
+}
+
+static void
+reclaim_done(struct sync_job *job)
+{
+    struct upload *up = (struct upload *)job;
+    struct conn *c = up->c;
+    const char *why = "not enough free space on the server";
+    bool async = false;
+    int status = 507;
+
+    up->opening = false;
+    if (c == NULL || !conn_alive(c)) {
+        upload_free(up, true);
+        return;
+    }
+    if (up->result < 0)
+        log_warn("reclaiming space: %s", up->err);
+    if (up->result > 0) {
+        log_info("removed %d expired upload session(s) to make room for %s",
+                 up->result, up->rel);
+        status = place(c, up, &why, &async);
+        /* Freed something but not enough: perhaps more is due now. */
+        if (status == 507 && start_reclaim(c, up))
+            return;
+    }
+    if (status != 0) {
+        c->up = NULL;
+        conn_reject(c, status, why);    /* why may point into up */
+        upload_free(up, true);
+        return;
+    }
+    if (!async)
+        resume_body(up);
+}
+
+/* Not enough space (507 at the head, or creating the staging file or the
+ * session failed with ENOSPC/EDQUOT): remove the sessions that are due on
+ * the sync pool, with the body paused, then place the body again; at most
+ * uploads.maxretries times, and only while that frees something. false:
+ * no retry, the caller answers 507. */
+static bool
+start_reclaim(struct conn *c, struct upload *up)
+{
+    if (c->w->table == NULL
+        || store_retry(&up->retry, ENOSPC) != STORE_RETRY_RECLAIM)
+        return false;
+    unplace(up);
+    conn_pause_body(c);
+    up->opening = true;          /* upload_abort leaves the free to us */
+    up->job.work = reclaim_work;
+    up->job.done = reclaim_done;
+    syncpool_submit(c->w->pool, &up->job);
+    return true;
+}
+
 /* ---- the request ---------------------------------------------------------- */
 
 int
@@ -768,47 +922,23 @@ upload_begin(struct conn *c, struct http_request *req)
     c->w->slot->uploads++;
 
     if ((status = parse_common(c, req, up, &why)) != 0
+        || (status = check_enabled(c->w->conf, req, &why)) != 0
         || (status = parse_range(c, req, up, &why)) != 0
-        || (status = check_signature(up, &why)) != 0
-        || (status = check_space(up, &why)) != 0)
+        || (status = check_signature(up, &why)) != 0)
         goto reject;
     up->expect_continue = req->expect_continue;
+    up->retry.max = c->w->conf->max_retries;
     c->up = up;
-    /* Resumable unless the size is unknown, the file is empty, or a file
-     * is already there (then the bytes are compared, not resumed). */
-    int64_t have;
-    bool exists = up->total > 0 && final_exists(up, &have);
-    if (exists && up->chunked_proto) {
-        /* A late chunk of a file already published (its answer was lost):
-         * nothing to write, tell the client it is complete. A different
-         * file there cannot become this one. */
-        if (have != up->total) {
-            status = 409;
-            why = "a different file exists at this path";
-            c->up = NULL;
-            goto reject;
-        }
-        up->mode = MODE_DISCARD;
-        up->complete_already = true;
-        goto body;
-    }
-    /* Below resumable_min_size a session's own fsyncs cost more than a
-     * small file costs to re-send. */
-    if (up->total > 0 && !exists
-        && (up->chunked_proto
-            || (uint64_t)up->total >= c->w->conf->resumable_min_size)) {
-        if ((status = begin_session(c, up)) != 0) {
-            c->up = NULL;
-            why = "out of memory";
-            goto reject;
-        }
+    bool async;
+    status = place(c, up, &why, &async);
+    if (status == 507 && start_reclaim(c, up))
         return 0;
-    }
-    if ((status = open_staging(up, &why)) != 0) {
+    if (status != 0) {
         c->up = NULL;
         goto reject;
     }
-body:
+    if (async)
+        return 0;
     if (send_continue(c, up) < 0) {
         c->up = NULL;
         upload_free(up, true);
@@ -875,7 +1005,7 @@ upload_body(struct conn *c, const char *at, size_t len)
         /* Buffered write to the page cache; durability comes at the end,
          * from the sync pool. */
         ssize_t n = pwrite(up->fd, at, len, (off_t)up->received);
-        if (n < 0 && errno == EINTR)
+        if (n < 0 && store_retry(&up->retry, errno) == STORE_RETRY_NOW)
             continue;
         if (n <= 0)
             return write_failed(c, errno);
@@ -1175,6 +1305,9 @@ upload_status(struct conn *c, struct http_request *req)
     up.started = time(NULL);
     const char *sid = http_header_get(req, "X-Upload-Session-ID");
     if (sid == NULL && (c->query == NULL || c->query[0] == '\0'))
+        return false;
+    /* Switched off: HEAD answers for the published file only. */
+    if (sid ? !c->w->conf->chunked_uploads : !c->w->conf->resumable_uploads)
         return false;
     if ((status = parse_common(c, req, &up, &why)) != 0) {
         conn_respond_text(c, status, "%d %s: %s", status,

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -342,14 +343,40 @@ set_bool(struct ld *ld, const config_setting_t *s, const struct key *k)
     return 0;
 }
 
-/* "<digits>[suffix]" where suffix is one char of units; mult[i] scales it.
- * Strings only: a sign, space or fraction is refused outright. */
+/* A unit suffix and what it multiplies by; tables end with a NULL name. */
+struct unit {
+    const char        *name;
+    unsigned long long mult;
+};
+
+/* Every spelling is binary: the seed's clients and the Go hmac-file-server
+ * its examples come from compute "5MB" as 5 * 1024 * 1024, and a chunk
+ * size must agree with the clients byte for byte. "" and "B" are bytes. */
+static const struct unit size_units[] = {
+    { "", 1 }, { "b", 1 },
+    { "k", 1ULL << 10 }, { "kb", 1ULL << 10 }, { "kib", 1ULL << 10 },
+    { "m", 1ULL << 20 }, { "mb", 1ULL << 20 }, { "mib", 1ULL << 20 },
+    { "g", 1ULL << 30 }, { "gb", 1ULL << 30 }, { "gib", 1ULL << 30 },
+    { "t", 1ULL << 40 }, { "tb", 1ULL << 40 }, { "tib", 1ULL << 40 },
+    { NULL, 0 }
+};
+
+/* Lower case only: "5M" would read as minutes to some and months to
+ * others. */
+static const struct unit dur_units[] = {
+    { "", 1 }, { "s", 1 }, { "m", 60 }, { "h", 3600 }, { "d", DAY },
+    { NULL, 0 }
+};
+
+/* "<digits><unit>", the unit one of units' names (case-insensitive when
+ * fold). Strings only: a sign, space or fraction is refused outright.
+ * 0, -1 malformed, -2 too large. */
 static int
-parse_scaled(const char *str, const char *units, const unsigned *shift,
-             const unsigned long long *mult, unsigned long long *out)
+parse_scaled(const char *str, const struct unit *units, bool fold,
+             unsigned long long *out)
 {
     unsigned long long v;
-    const char        *u;
+    const struct unit *u;
     char              *end;
 
     if (!isdigit((unsigned char)str[0]))
@@ -358,27 +385,20 @@ parse_scaled(const char *str, const char *units, const unsigned *shift,
     v = strtoull(str, &end, 10);
     if (errno == ERANGE)
         return -2;
-    if (*end != '\0') {
-        if (end[1] != '\0' || (u = strchr(units, *end)) == NULL)
-            return -1;
-        if (shift != NULL) {
-            if (v > (ULLONG_MAX >> shift[u - units]))
-                return -2;
-            v <<= shift[u - units];
-        } else {
-            if (v > ULLONG_MAX / mult[u - units])
-                return -2;
-            v *= mult[u - units];
-        }
-    }
-    *out = v;
+    for (u = units; u->name != NULL; u++)
+        if ((fold ? strcasecmp(end, u->name) : strcmp(end, u->name)) == 0)
+            break;
+    if (u->name == NULL)
+        return -1;
+    if (v > ULLONG_MAX / u->mult)
+        return -2;
+    *out = v * u->mult;
     return 0;
 }
 
 static int
-get_scaled(struct ld *ld, const config_setting_t *s, const char *units,
-           const unsigned *shift, const unsigned long long *mult,
-           const char *what, long long *v)
+get_scaled(struct ld *ld, const config_setting_t *s, const struct unit *units,
+           bool fold, const char *what, const char *want, long long *v)
 {
     unsigned long long u;
     const char        *str;
@@ -387,9 +407,9 @@ get_scaled(struct ld *ld, const config_setting_t *s, const char *units,
     if (config_setting_type(s) != CONFIG_TYPE_STRING)
         return get_integer(ld, s, v);
     str = config_setting_get_string(s);
-    rc = parse_scaled(str, units, shift, mult, &u);
+    rc = parse_scaled(str, units, fold, &u);
     if (rc == -1)
-        return fail(ld, s, "bad %s \"%.64s\"", what, str);
+        return fail(ld, s, "bad %s \"%.64s\" (want %s)", what, str, want);
     if (rc == -2 || u > LLONG_MAX)
         return fail(ld, s, "%s \"%.64s\" is too large", what, str);
     *v = (long long)u;
@@ -399,11 +419,11 @@ get_scaled(struct ld *ld, const config_setting_t *s, const char *units,
 static int
 set_size(struct ld *ld, const config_setting_t *s, const struct key *k)
 {
-    static const unsigned shift[] = { 10, 20, 30, 40, 10, 20, 30, 40 };
-    long long             v = 0;
+    long long v = 0;
 
-    if (get_scaled(ld, s, "KMGTkmgt", shift, NULL,
-                   "size (want bytes or N with K, M, G or T)", &v) < 0 ||
+    if (get_scaled(ld, s, size_units, true, "size", "bytes, or digits and "
+                   "K, M, G, T, KB, MB, GB, TB, KiB...: all binary, "
+                   "1K = 1KB = 1024", &v) < 0 ||
         check_range(ld, s, k, v, " bytes") < 0)
         return -1;
     *FIELD(ld, k, uint64_t) = (uint64_t)v;
@@ -413,11 +433,10 @@ set_size(struct ld *ld, const config_setting_t *s, const struct key *k)
 static int
 set_dur(struct ld *ld, const config_setting_t *s, const struct key *k)
 {
-    static const unsigned long long mult[] = { 1, 60, 3600, DAY };
-    long long                       v = 0;
+    long long v = 0;
 
-    if (get_scaled(ld, s, "smhd", NULL, mult,
-                   "duration (want seconds or N with s, m, h or d)", &v) < 0 ||
+    if (get_scaled(ld, s, dur_units, false, "duration",
+                   "seconds, or digits and s, m, h or d", &v) < 0 ||
         check_range(ld, s, k, v, " seconds") < 0)
         return -1;
     *FIELD(ld, k, int) = (int)v;
@@ -848,6 +867,9 @@ static const struct key uploads_keys[] = {
     { "chunk_max_size",   set_size, F(chunk_max_size),   1, LLONG_MAX },
     { "chunksize",        set_size, F(chunk_size),       1, LLONG_MAX },
     { "resumable_min_size", set_size, F(resumable_min_size), 0, LLONG_MAX },
+    { "resumableuploadsenabled", set_bool, F(resumable_uploads), 0, 0 },
+    { "chunkeduploadsenabled",   set_bool, F(chunked_uploads),   0, 0 },
+    { "maxretries",       set_int,  F(max_retries),      0, 10 },
     { NULL, NULL, 0, 0, 0, 0 }
 };
 
@@ -1037,6 +1059,9 @@ conf_defaults(struct conf *c)
     c->chunk_max_size = 64ULL << 20;
     c->chunk_size = 5ULL << 20;
     c->resumable_min_size = 256ULL << 10;
+    c->resumable_uploads = true;
+    c->chunked_uploads = true;
+    c->max_retries = 3;
     snprintf(c->log_target, sizeof(c->log_target), "stderr");
     c->log_level = LOG_LVL_INFO;
 }

@@ -77,6 +77,9 @@ struct conf {
                                            of X-Chunk-Number use */
     uint64_t resumable_min_size;        /* bytes: smaller plain PUTs are
                                            stored in one piece */
+    bool     resumable_uploads;         /* tus, resumable plain PUTs */
+    bool     chunked_uploads;           /* X-Upload-Session-ID requests */
+    int      max_retries;               /* of a transient storage error */
 
     /* tls */
     char     tls_cert[CONF_PATH_MAX];

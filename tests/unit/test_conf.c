@@ -103,6 +103,9 @@ test_defaults(void)
     CU_ASSERT_EQUAL(c.chunk_max_size, 64ULL << 20);
     CU_ASSERT_EQUAL(c.chunk_size, 5ULL << 20);
     CU_ASSERT_EQUAL(c.resumable_min_size, 256ULL << 10);
+    CU_ASSERT_TRUE(c.resumable_uploads);
+    CU_ASSERT_TRUE(c.chunked_uploads);
+    CU_ASSERT_EQUAL(c.max_retries, 3);
     CU_ASSERT_STRING_EQUAL(c.tls_cert, "");
     CU_ASSERT_STRING_EQUAL(c.tls_key, "");
     CU_ASSERT_STRING_EQUAL(c.log_target, "stderr");
@@ -141,7 +144,8 @@ static const char full_fmt[] =
     "  reconnectdelay = 0; keepaliveinterval = 32767; keepalivecount = 9; };\n"
     "uploads: { shm_name = \"/hfs-test\"; session_capacity = 77;\n"
     "  sessiontimeout = \"3h\"; chunk_max_size = 4096;\n"
-    "  resumable_min_size = \"1M\"; };\n"
+    "  resumable_min_size = \"1M\"; resumableuploadsenabled = false;\n"
+    "  chunkeduploadsenabled = false; maxretries = 0; };\n"
     "tls: { certificate = \"%s/cert.pem\"; key = \"%s/key.pem\"; };\n"
     "logging: { target = \"%s/log\"; level = \"debug\"; };\n";
 
@@ -197,6 +201,9 @@ check_full(const char *dir)
     CU_ASSERT_EQUAL(c.sessiontimeout, 3 * 3600);
     CU_ASSERT_EQUAL(c.chunk_max_size, 4096);
     CU_ASSERT_EQUAL(c.resumable_min_size, 1ULL << 20);
+    CU_ASSERT_FALSE(c.resumable_uploads);
+    CU_ASSERT_FALSE(c.chunked_uploads);
+    CU_ASSERT_EQUAL(c.max_retries, 0);
     snprintf(path, sizeof(path), "%s/cert.pem", dir);
     CU_ASSERT_STRING_EQUAL(c.tls_cert, path);
     snprintf(path, sizeof(path), "%s/key.pem", dir);
@@ -274,7 +281,10 @@ static void
 test_sizes(void)
 {
     static const char *bad[] = { "\"10X\"", "\"1.5G\"", "\"-1G\"", "\"\"",
-                                 "\" 1G\"", "\"1GB\"", "\"G\"" };
+                                 "\" 1G\"", "\"5XB\"", "\"G\"", "\"GB\"",
+                                 "\"5 MB\"", "\"5MB \"", "\"5MBB\"",
+                                 "\"5BM\"", "\"5iB\"", "\"5Mi\"", "\"+5M\"",
+                                 "\"0x10\"", "\"5e3\"", "\"5s\"" };
     char text[256];
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -313,6 +323,42 @@ test_sizes(void)
     CU_ASSERT_EQUAL(load(SEC "storage: { max_upload_size = 5368709120L; };"),
                     0);
     CU_ASSERT_EQUAL(c.max_upload_size, 5ULL << 30);
+    expect_err(SEC "uploads: { chunksize = \"16777216TB\"; };\n",
+               "t.conf:2: uploads.chunksize: ", "too large");
+    expect_err(SEC "uploads: { chunksize = \"8388608TB\"; };\n",
+               "t.conf:2: uploads.chunksize: ", "too large");
+}
+
+/* The seed's spellings: KB/MB/GB/TB (and KiB...) are binary like K/M/G/T,
+ * in any case, and B or nothing is bytes. */
+static void
+test_size_units(void)
+{
+    static const struct { const char *text; uint64_t want; } ok[] = {
+        { "\"5MB\"", 5ULL << 20 },   { "\"5mb\"", 5ULL << 20 },
+        { "\"5Mb\"", 5ULL << 20 },   { "\"5MiB\"", 5ULL << 20 },
+        { "\"5M\"", 5ULL << 20 },    { "\"512KB\"", 512ULL << 10 },
+        { "\"512kib\"", 512ULL << 10 }, { "\"2GB\"", 2ULL << 30 },
+        { "\"1TB\"", 1ULL << 40 },   { "\"1TiB\"", 1ULL << 40 },
+        { "\"8192\"", 8192 },        { "\"8192B\"", 8192 },
+        { "\"7b\"", 7 },             { "8192", 8192 },
+        { "\"8388607TB\"", 8388607ULL << 40 },
+    };
+    char text[256];
+
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        snprintf(text, sizeof(text), SEC "uploads: { chunksize = %s; };\n",
+                 ok[i].text);
+        CU_ASSERT_EQUAL(load(text), 0);
+        if (c.chunk_size != ok[i].want)
+            printf("    %s: got %llu: %s\n", ok[i].text,
+                   (unsigned long long)c.chunk_size, err);
+        CU_ASSERT_EQUAL(c.chunk_size, ok[i].want);
+    }
+    expect_err(SEC "uploads: {\n chunksize = \"5XB\"; };\n",
+               "t.conf:3: uploads.chunksize: ", "bad size \"5XB\"");
+    expect_err(SEC "uploads: { chunksize = \"0MB\"; };\n",
+               "t.conf:2: uploads.chunksize: ", "at least 1");
 }
 
 /* libconfig 1.5 would read 5368709120 as 1073741824 without a word. */
@@ -359,6 +405,58 @@ test_durations(void)
                          "timeouts: { idletimeout = \"90m\"; };\n"), 0);
     CU_ASSERT_EQUAL(c.shutdown_grace, 0);
     CU_ASSERT_EQUAL(c.idletimeout, 5400);
+    /* The seed's forms. */
+    CU_ASSERT_EQUAL(load(SEC "timeouts: { readtimeout = \"300s\"; "
+                         "writetimeout = \"5m\"; idletimeout = \"1d\"; "
+                         "uploadtimeout = \"3600\"; };\n"
+                         "network: { reconnectdelay = \"2s\"; };\n"
+                         "uploads: { sessiontimeout = \"24h\"; };\n"), 0);
+    CU_ASSERT_EQUAL(c.readtimeout, 300);
+    CU_ASSERT_EQUAL(c.writetimeout, 300);
+    CU_ASSERT_EQUAL(c.idletimeout, 86400);
+    CU_ASSERT_EQUAL(c.uploadtimeout, 3600);
+    CU_ASSERT_EQUAL(c.reconnectdelay, 2);
+    CU_ASSERT_EQUAL(c.sessiontimeout, 86400);
+    expect_err(SEC "timeouts: { readtimeout = \"-1s\"; };\n",
+               "t.conf:2: timeouts.readtimeout: ", "bad duration");
+    expect_err(SEC "timeouts: { readtimeout = \"5S\"; };\n",
+               "t.conf:2: timeouts.readtimeout: ", "bad duration");
+    expect_err(SEC "timeouts: { readtimeout = \"5MB\"; };\n",
+               "t.conf:2: timeouts.readtimeout: ", "bad duration");
+    expect_err(SEC "timeouts: { readtimeout = \"1h30m\"; };\n",
+               "t.conf:2: timeouts.readtimeout: ", "bad duration");
+    expect_err(SEC "timeouts: { readtimeout = \"200ms\"; };\n",
+               "t.conf:2: timeouts.readtimeout: ", "bad duration");
+    expect_err(SEC "uploads: { sessiontimeout = \"213503982334601d\"; };\n",
+               "t.conf:2: uploads.sessiontimeout: ", "too large");
+    expect_err(SEC "uploads: { sessiontimeout = \"106751991167300d\"; };\n",
+               "t.conf:2: uploads.sessiontimeout: ", "at most");
+}
+
+static void
+test_upload_switches(void)
+{
+    CU_ASSERT_EQUAL(load(SEC "uploads: { resumableuploadsenabled = false;\n"
+                         " chunkeduploadsenabled = false; maxretries = 10; };"),
+                    0);
+    CU_ASSERT_FALSE(c.resumable_uploads);
+    CU_ASSERT_FALSE(c.chunked_uploads);
+    CU_ASSERT_EQUAL(c.max_retries, 10);
+    expect_err(SEC "uploads: {\n resumableuploadsenabled = \"no\"; };\n",
+               "t.conf:3: uploads.resumableuploadsenabled: ", "true or false");
+    expect_err(SEC "uploads: { chunkeduploadsenabled = 1; };\n",
+               "t.conf:2: uploads.chunkeduploadsenabled: ", "true or false");
+    expect_err(SEC "uploads: { maxretries = 11; };\n",
+               "t.conf:2: uploads.maxretries: ", "at most 10");
+    expect_err(SEC "uploads: { maxretries = -1; };\n",
+               "t.conf:2: uploads.maxretries: ", "negative");
+    expect_err(SEC "uploads: { maxretries = \"3\"; };\n",
+               "t.conf:2: uploads.maxretries: ", "expected an integer");
+    /* Keys of the Go server this daemon does not implement stay errors. */
+    expect_err(SEC "uploads: { allowedextensions = [ \".txt\" ]; };\n",
+               "t.conf:2: uploads.allowedextensions: ", "unknown key");
+    expect_err(SEC "uploads: { chunk_size = \"5MB\"; };\n",
+               "t.conf:2: uploads.chunk_size: ", "unknown key");
 }
 
 static void
@@ -729,6 +827,13 @@ test_shipped_configs(void)
     CU_ASSERT_STRING_EQUAL(c.user, "hmac-file-server");
     CU_ASSERT(c.nsecrets == 1 && c.secrets[0].len == 13);
     CU_ASSERT_EQUAL(c.max_upload_size, 1ULL << 30);
+    CU_ASSERT_TRUE(c.resumable_uploads);
+    CU_ASSERT_TRUE(c.chunked_uploads);
+    CU_ASSERT_EQUAL(c.max_retries, 3);
+    /* Every key of the uploads group is spelled out in the sample. */
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "resumableuploadsenabled = true;"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "chunkeduploadsenabled = true;"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "maxretries = 3;"));
     free(patched);
     free(text);
     unit_rmtree(dir);
@@ -741,8 +846,10 @@ static CU_TestInfo tests[] = {
     { "unknown group and key", test_unknown },
     { "wrong types", test_wrong_type },
     { "sizes", test_sizes },
+    { "size units of the seed", test_size_units },
     { "libconfig int wrap refused", test_int_wrap },
     { "durations and ranges", test_durations },
+    { "upload switches and maxretries", test_upload_switches },
     { "listen addresses and ports", test_listen },
     { "list limits", test_too_many },
     { "url_prefix", test_url_prefix },
