@@ -347,8 +347,9 @@ test_size_units(void)
     char text[256];
 
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-        snprintf(text, sizeof(text), SEC "uploads: { chunksize = %s; };\n",
-                 ok[i].text);
+        /* chunksize may not exceed chunk_max_size: raise both. */
+        snprintf(text, sizeof(text), SEC "uploads: { chunk_max_size = %s; "
+                 "chunksize = %s; };\n", ok[i].text, ok[i].text);
         CU_ASSERT_EQUAL(load(text), 0);
         if (c.chunk_size != ok[i].want)
             printf("    %s: got %llu: %s\n", ok[i].text,
