@@ -60,6 +60,7 @@ int  master_tls_context(const struct conf *c, void **ctx_r, char *err,
 /* recover.c */
 int  master_recover(struct master *m, char *err, size_t errlen);
 void master_sweep_sessions(struct master *m);
+void master_sweep_oneshot(struct master *m, pid_t pid);
 /* supervise.c */
 int  master_run(struct master *m);
 int  master_start_generation(struct master *m);

@@ -180,6 +180,9 @@ child_exited(struct master *m, struct child *ch, int status, bool stopping)
         log_warn("session table after worker %d: %s", idx, err);
     if (n > 0)
         master_sweep_sessions(m);
+    /* Its one-shot uploads died with it. Done before any fork, so the pid
+     * cannot have been reused by a worker of ours yet. */
+    master_sweep_oneshot(m, ch->pid);
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (stopping || ch->retiring)
         log_info("worker %d (pid %d) %s", idx, (int)ch->pid, how);
