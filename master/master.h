@@ -40,6 +40,7 @@ struct master {
     int64_t       netmon_respawn_at_ms;
     int           netmon_backoff_ms;
     int           alive_pipe[2];  /* workers see EOF on [0] if we die */
+    int           ready_fd;       /* to the starting process; -1: none */
     unsigned      generation;
     int           nworkers;
     struct child  children[MASTER_MAX_CHILDREN];
@@ -51,6 +52,7 @@ struct master {
 /* listen.c */
 int  master_listen(struct master *m, char *err, size_t errlen);
 /* setup.c */
+int  master_check(const struct master *m, char *err, size_t errlen);
 int  master_open_storage(struct master *m, char *err, size_t errlen);
 int  master_daemonize(struct master *m, char *err, size_t errlen);
 int  master_write_pidfile(const struct master *m, char *err, size_t errlen);
