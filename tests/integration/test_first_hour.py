@@ -12,6 +12,7 @@ import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -218,3 +219,234 @@ def test_start_failure_after_daemonizing_on_stderr_with_syslog_target():
         assert r.status == 200, r
     finally:
         case.cleanup()
+
+
+# ---------------------------------------------------------------- install
+
+INSTALL_USER = os.path.join(REPO, "etc", "install-user.sh")
+
+
+def _need_root_tools():
+    if os.geteuid() != 0:
+        raise hfs.Skip("creates a (throwaway) system user: needs root")
+    for tool in ("useradd", "userdel", "getent", "start-stop-daemon"):
+        if shutil.which(tool) is None:
+            raise hfs.Skip("%s is not installed" % tool)
+
+
+class Throwaway:
+    """A unique account name for one test, removed afterwards whatever
+    happened (the account is created by the script under test)."""
+
+    def __init__(self):
+        self.name = "hfs-it-%d" % os.getpid()
+
+    def remove(self):
+        subprocess.run(["userdel", self.name], capture_output=True)
+        subprocess.run(["groupdel", self.name], capture_output=True)
+
+
+def _relocated_sample(root, user, port=None):
+    """The shipped sample config with every system path moved under root
+    and the account renamed: what the script and the daemon read is
+    otherwise exactly what an operator gets."""
+    text = open(os.path.join(REPO, "etc", "hmac-file-server.conf")).read()
+    for path in ("/etc/hmac-file-server/", "/var/lib/hmac-file-server",
+                 "/run/hmac-file-server.pid"):
+        text = text.replace('"' + path, '"' + root + path)
+    text = text.replace('"hmac-file-server"', '"%s"' % user)
+    text = text.replace('shm_name = "/hmac-file-server"',
+                        'shm_name = "/hfs-readme-%d"' % os.getpid())
+    if port is not None:
+        text = text.replace('listen = [ "127.0.0.1:8080" ]',
+                            'listen = [ "127.0.0.1:%d" ]' % port)
+    return text
+
+
+def _install_user(conf):
+    p = subprocess.run(["sh", INSTALL_USER], env=dict(os.environ, CONF=conf),
+                       capture_output=True, text=True, timeout=60)
+    return p
+
+
+@hfs.timeout(60)
+def test_install_user_script_idempotent_never_overwrites_secret():
+    _need_root_tools()
+    acct = Throwaway()
+    root = tempfile.mkdtemp(prefix="hfs-instuser-")
+    os.chmod(root, 0o755)
+    try:
+        conf = os.path.join(root, "etc", "hmac-file-server",
+                            "hmac-file-server.conf")
+        os.makedirs(os.path.dirname(conf))
+        with open(conf, "w") as f:
+            f.write(_relocated_sample(root, acct.name))
+        os.chmod(conf, 0o640)
+        p = _install_user(conf)
+        assert p.returncode == 0, p
+        pw = pwd.getpwnam(acct.name)
+        assert pw.pw_shell.endswith(("nologin", "false")), pw
+        assert pw.pw_dir == "/nonexistent" and not os.path.exists(pw.pw_dir)
+        assert pw.pw_uid < 1000, "not a system account: %r" % (pw,)
+        import grp
+        gid = grp.getgrnam(acct.name).gr_gid
+        secret = os.path.join(root, "etc", "hmac-file-server", "secret")
+        st = os.stat(secret)
+        assert stat.S_IMODE(st.st_mode) == 0o640, oct(st.st_mode)
+        assert (st.st_uid, st.st_gid) == (0, gid), st
+        value = open(secret).read()
+        assert len(value.strip()) == 64 and int(value, 16) >= 0, value
+        assert os.stat(conf).st_gid == gid, "config not readable on reload"
+        for d in ("files", "staging"):
+            full = os.path.join(root, "var", "lib", "hmac-file-server", d)
+            st = os.stat(full)
+            assert (st.st_uid, st.st_gid) == (pw.pw_uid, gid), (full, st)
+            assert stat.S_IMODE(st.st_mode) == 0o750, oct(st.st_mode)
+        # Again: nothing changes, the secret least of all.
+        ino = os.stat(secret).st_ino
+        p = _install_user(conf)
+        assert p.returncode == 0, p
+        assert "keeping the existing secret" in p.stdout, p
+        assert open(secret).read() == value and os.stat(secret).st_ino == ino
+        # An operator's own secret (any mode, any content) is kept too.
+        with open(secret, "w") as f:
+            f.write("the operator's secret\n")
+        os.chmod(secret, 0o600)
+        assert _install_user(conf).returncode == 0
+        assert open(secret).read() == "the operator's secret\n"
+        assert stat.S_IMODE(os.stat(secret).st_mode) == 0o600
+        # Removed: a new, different random one.
+        os.unlink(secret)
+        assert _install_user(conf).returncode == 0
+        again = open(secret).read()
+        assert len(again.strip()) == 64 and again != value
+        assert not [n for n in os.listdir(os.path.dirname(secret))
+                    if n.startswith(".secret")], "temp file left behind"
+        # The daemon accepts the result as it stands.
+        r = run("-t", "-c", conf)
+        assert r.returncode == 0, r
+    finally:
+        acct.remove()
+        shutil.rmtree(root, True)
+
+
+def _readme_steps():
+    text = open(os.path.join(REPO, "README.md")).read()
+    sect = text.split("## Run it for real", 1)[1].split("\n## ", 1)[0]
+    return [ln.strip().split("  #")[0].strip() for ln in sect.splitlines()
+            if ln.startswith("    ") and ln.strip()]
+
+
+@hfs.timeout(120)
+def test_readme_run_it_for_real():
+    """The README's "Run it for real", step by step, on this machine as far
+    as that is safe: `make install` into a temporary root (a real one would
+    overwrite this machine's /etc), then exactly what `make install` runs
+    without DESTDIR (make install-user) against that root's config, with
+    the system paths moved under it and a throwaway account name; the
+    operator's edit (a free port); -t; the installed init script's start;
+    an upload signed with the secret install made; reload; stop."""
+    _need_root_tools()
+    steps = _readme_steps()
+    assert steps == [
+        "make && sudo make install PREFIX=/usr/local",
+        "sudoedit /etc/hmac-file-server/hmac-file-server.conf",
+        "sudo hmac-file-server -t -c /etc/hmac-file-server/hmac-file-server.conf",
+        "sudo /etc/init.d/hmac-file-server start",
+        "sudo cat /etc/hmac-file-server/secret",
+    ], "README changed: update this test to follow it\n%r" % steps
+    acct = Throwaway()
+    root = tempfile.mkdtemp(prefix="hfs-readme-")
+    os.chmod(root, 0o755)
+    port = hfs.free_port()
+    conf = os.path.join(root, "etc", "hmac-file-server",
+                        "hmac-file-server.conf")
+    sbin = os.path.join(root, "usr", "local", "sbin", "hmac-file-server")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+           "DAEMON": sbin, "CONF": conf, "DEFAULTS": "/nonexistent/hfs",
+           "STOP_TIMEOUT": "40"}
+    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+        if k in os.environ:
+            env[k] = os.environ[k]
+
+    def init(action):
+        p = subprocess.run(["sh", os.path.join(root, "etc", "init.d",
+                                               "hmac-file-server"), action],
+                           env=env, capture_output=True, text=True,
+                           timeout=60, cwd="/")
+        return p.returncode, p.stdout + p.stderr
+
+    try:
+        # 1. make && sudo make install PREFIX=/usr/local
+        args = ["make", "-s", "-C", REPO, "-o", hfs.HFS_BIN, "install",
+                "BIN=" + hfs.HFS_BIN, "DESTDIR=" + root, "PREFIX=/usr/local"]
+        if "/build/san/" in hfs.HFS_BIN:
+            args.append("SAN=1")
+        p = subprocess.run(args, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p
+        assert "DESTDIR set: not creating" in p.stdout, p
+        assert os.path.isfile(os.path.join(
+            root, "usr/local/share/hmac-file-server/install-user.sh"))
+        with open(conf, "w") as f:
+            f.write(_relocated_sample(root, acct.name))
+        os.makedirs(os.path.join(root, "run"))
+        p = subprocess.run(["make", "-s", "-C", REPO, "install-user"],
+                           env=dict(os.environ, CONF=conf),
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p
+        # 2. sudoedit: the operator picks the listen address.
+        text = open(conf).read()
+        assert 'listen = [ "127.0.0.1:8080" ]' in text
+        with open(conf, "w") as f:
+            f.write(text.replace('listen = [ "127.0.0.1:8080" ]',
+                                 'listen = [ "127.0.0.1:%d" ]' % port))
+        # 3. sudo hmac-file-server -t -c ...
+        r = subprocess.run([sbin, "-t", "-c", conf], capture_output=True,
+                           text=True, timeout=20)
+        assert r.returncode == 0, r
+        # 4. sudo /etc/init.d/hmac-file-server start
+        rc, out = init("start")
+        assert rc == 0, out
+        pidfile = os.path.join(root, "run", "hmac-file-server.pid")
+        master = int(open(pidfile).read())
+        uid = pwd.getpwnam(acct.name).pw_uid
+        assert os.stat("/proc/%d" % master).st_uid == uid
+        # 5. sudo cat .../secret: what the XMPP server signs with.
+        secret = open(os.path.join(root, "etc", "hmac-file-server",
+                                   "secret")).read().strip()
+        body = b"run it for real\n"
+        path = "readme/a.txt"
+        t = hfs.quote_path(path) + "?v=" + hfs.sign_v1(path, len(body),
+                                                      secret=secret)
+        put = hfs.build_request("PUT", t, body=body)
+        r = hfs.raw_request(port, put)
+        assert r.status == 201, r
+        g = hfs.raw_request(port, hfs.build_request("GET", "/readme/a.txt"))
+        assert g.status == 200 and g.body == body, g
+        stored = os.path.join(root, "var/lib/hmac-file-server/files",
+                              "readme", "a.txt")
+        assert os.stat(stored).st_uid == uid
+        # A reload re-reads config and secret as the unprivileged user.
+        rc, out = init("reload")
+        assert rc == 0, out
+        r = hfs.raw_request(port, hfs.build_request(
+            "PUT", t.replace("a.txt", "b.txt").split("?")[0] + "?v=" +
+            hfs.sign_v1("readme/b.txt", len(body), secret=secret),
+            body=body))
+        assert r.status == 201, r
+        rc, out = init("stop")
+        assert rc == 0, out
+        hfs.wait_for(lambda: not hfs.alive(master), 10, "master exit")
+    finally:
+        try:
+            pid = int(open(os.path.join(root, "run",
+                                        "hmac-file-server.pid")).read())
+            os.kill(pid, signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+        try:
+            os.unlink("/dev/shm/hfs-readme-%d" % os.getpid())
+        except OSError:
+            pass
+        acct.remove()
+        shutil.rmtree(root, True)
