@@ -248,11 +248,12 @@ master_open_storage(struct master *m, char *err, size_t errlen)
     /* Before anything is made: an unknown user is named as such. */
     if (run_ids(&m->conf, &drop, &uid, &gid, err, errlen) < 0)
         return -1;
-    m->root_fd = open_dir(&m->conf, m->conf.storage_dir, "storage.dir", err, errlen);
+    m->root_fd = open_dir(&m->conf, m->conf.storage_dir, "storage.dir", err,
+                          errlen);
     if (m->root_fd < 0)
         return -1;
-    m->staging_fd = open_dir(&m->conf, m->conf.staging_dir, "storage.staging", err,
-                             errlen);
+    m->staging_fd = open_dir(&m->conf, m->conf.staging_dir,
+                             "storage.staging", err, errlen);
     if (m->staging_fd < 0)
         return -1;
     if (hand_over(&m->conf, m->root_fd, m->conf.storage_dir, err, errlen) < 0
