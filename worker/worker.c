@@ -32,8 +32,13 @@ static void
 on_listener(struct loop_io *io, uint32_t events)
 {
     struct listener *l = (struct listener *)io;
+    struct worker *w = io->data;
     (void)events;
-    conn_accept(io->data, io->fd, l->tls);
+    /* An event of this batch that arrived before the listener was taken
+     * off the loop (or closed: its fd number may be reused by now). */
+    if (!w->accepting)
+        return;
+    conn_accept(w, io->fd, l->tls);
 }
 
 static void
@@ -54,8 +59,10 @@ static void
 close_listeners(struct worker *w)
 {
     stop_accepting(w);
-    for (size_t i = 0; i < w->nlisten; i++)
+    for (size_t i = 0; i < w->nlisten; i++) {
         close(w->listeners[i].io.fd);
+        w->listeners[i].io.fd = -1;
+    }
     w->nlisten = 0;
 }
 
