@@ -6,6 +6,9 @@
 #   make check SAN=1  the same under AddressSanitizer + UBSan
 #   make bench      side-by-side benchmark against nginx
 #   make install PREFIX=/usr/local DESTDIR=
+#                   files, then (without DESTDIR) install-user
+#   make install-user  as root: the account, secret and storage directories
+#                   the installed config names (etc/install-user.sh)
 #   make clean
 
 PREFIX  ?= /usr/local
@@ -36,7 +39,7 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/*.c))
 BIN      := $(BUILD)/hmac-file-server
 UNIT     := $(BUILD)/unit-tests
 
-.PHONY: all run check bench install clean deps fuzz
+.PHONY: all run check bench install install-user clean deps fuzz
 all: $(BIN)
 	@ln -sf $(BIN) hmac-file-server
 
@@ -86,6 +89,18 @@ install: $(BIN)
 	@# Never overwrite an operator's config.
 	test -e $(DESTDIR)/etc/hmac-file-server/hmac-file-server.conf || \
 	    install -m 0640 etc/hmac-file-server.conf $(DESTDIR)/etc/hmac-file-server/
+	install -d $(DESTDIR)$(PREFIX)/share/hmac-file-server
+	install -m 0755 etc/install-user.sh $(DESTDIR)$(PREFIX)/share/hmac-file-server/
+	@# A staged install (packaging) must not create accounts on this machine.
+	@if [ -z "$(DESTDIR)" ]; then \
+	    $(MAKE) --no-print-directory install-user; \
+	else \
+	    echo "DESTDIR set: not creating the account, secret and storage;" \
+	         "run $(PREFIX)/share/hmac-file-server/install-user.sh on the target"; \
+	fi
+
+install-user:
+	sh etc/install-user.sh
 
 clean:
 	rm -rf build hmac-file-server

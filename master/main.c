@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,26 @@ load_config(struct master *m, const char *path, char *err, size_t errlen)
                             errlen);
 }
 
+/* A start-up failure is logged, and also said on the starting command's
+ * standard error: with a syslog or file target nobody may be listening or
+ * looking. After daemonizing, the starting process prints it (ready_fd). */
+static int
+start_failed(struct master *m, const char *what, const char *err)
+{
+    bool to_stderr = strcmp(m->conf.log_target, "stderr") == 0;
+
+    log_error("%s%s", what, err);
+    if (m->ready_fd >= 0) {
+        dprintf(m->ready_fd, "1%s%s", to_stderr ? "" : what,
+                to_stderr ? "" : err);
+        close(m->ready_fd);
+        m->ready_fd = -1;
+    } else if (!to_stderr) {
+        fprintf(stderr, "hmac-file-server: %s%s\n", what, err);
+    }
+    return 1;
+}
+
 static int
 start(struct master *m)
 {
@@ -77,21 +98,20 @@ start(struct master *m)
         || master_listen(m, err, sizeof(err)) < 0
         || (!m->foreground && master_daemonize(m, err, sizeof(err)) < 0)
         || master_write_pidfile(m, err, sizeof(err)) < 0
-        || master_drop_privileges(m, err, sizeof(err)) < 0) {
-        log_error("%s", err);
-        return 1;
-    }
+        || master_drop_privileges(m, err, sizeof(err)) < 0)
+        return start_failed(m, "", err);
     m->netmon = mmap(NULL, sizeof(*m->netmon), PROT_READ | PROT_WRITE,
                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     m->netmon_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if ((m->stats = stats_create()) == NULL || m->netmon == MAP_FAILED
-        || m->netmon_wake_fd < 0 || pipe2(m->alive_pipe, O_CLOEXEC) < 0) {
-        log_error("shared memory: %s", strerror(errno));
-        return 1;
-    }
-    if (master_recover(m, err, sizeof(err)) < 0) {
-        log_error("session table: %s", err);
-        return 1;
+        || m->netmon_wake_fd < 0 || pipe2(m->alive_pipe, O_CLOEXEC) < 0)
+        return start_failed(m, "shared memory: ", strerror(errno));
+    if (master_recover(m, err, sizeof(err)) < 0)
+        return start_failed(m, "session table: ", err);
+    if (m->ready_fd >= 0) {      /* started: let the starting process go */
+        dprintf(m->ready_fd, "0");
+        close(m->ready_fd);
+        m->ready_fd = -1;
     }
     m->stats->config_generation = 1;
     m->stats->last_reload_ok = 1;
@@ -119,6 +139,7 @@ main(int argc, char **argv)
     int check = 0, opt;
     char err[1024];
 
+    m.ready_fd = -1;
     while ((opt = getopt(argc, argv, "c:tfVh")) != -1) {
         switch (opt) {
         case 'c': path = optarg; break;
@@ -134,6 +155,11 @@ main(int argc, char **argv)
         return 1;
     }
     if (load_config(&m, path, err, sizeof(err)) < 0) {
+        fprintf(stderr, "hmac-file-server: %s\n", err);
+        return 1;
+    }
+    /* The run user and the storage directories, as start will need them. */
+    if (check && master_check(&m, err, sizeof(err)) < 0) {
         fprintf(stderr, "hmac-file-server: %s\n", err);
         return 1;
     }

@@ -40,6 +40,7 @@ struct master {
     int64_t       netmon_respawn_at_ms;
     int           netmon_backoff_ms;
     int           alive_pipe[2];  /* workers see EOF on [0] if we die */
+    int           ready_fd;       /* to the starting process; -1: none */
     unsigned      generation;
     int           nworkers;
     struct child  children[MASTER_MAX_CHILDREN];
@@ -51,6 +52,7 @@ struct master {
 /* listen.c */
 int  master_listen(struct master *m, char *err, size_t errlen);
 /* setup.c */
+int  master_check(const struct master *m, char *err, size_t errlen);
 int  master_open_storage(struct master *m, char *err, size_t errlen);
 void master_reopen_storage(struct master *m);
 int  master_daemonize(struct master *m, char *err, size_t errlen);
@@ -61,6 +63,7 @@ int  master_tls_context(const struct conf *c, void **ctx_r, char *err,
 /* recover.c */
 int  master_recover(struct master *m, char *err, size_t errlen);
 void master_sweep_sessions(struct master *m);
+void master_sweep_oneshot(struct master *m, pid_t pid);
 /* supervise.c */
 int  master_run(struct master *m);
 int  master_start_generation(struct master *m);

@@ -11,12 +11,14 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "lib/store/manifest.h"
+#include "lib/store/publish.h"
 #include "lib/util/log.h"
 #include "shm/table.h"
 
@@ -95,12 +97,17 @@ recover_one(const uint8_t key[MANIFEST_KEY_LEN], void *arg)
     return 0;
 }
 
-/* One-shot staging files (unknown-size uploads) cannot be resumed: a
- * previous run's leftovers are only garbage. */
-static void
-sweep_oneshot(struct master *m)
+/* One-shot staging files (unknown-size and small uploads) cannot be
+ * resumed: a previous run's leftovers (pid 0: all of them), or those of a
+ * worker that died (its pid is in their names), are only garbage. One
+ * readdir of the staging root, which holds only these files and the 256
+ * session fan-out directories. */
+void
+master_sweep_oneshot(struct master *m, pid_t pid)
 {
-    int fd = dup(m->staging_fd);
+    /* Not dup(): a dup shares the directory offset, left at the end by
+     * the previous sweep. */
+    int fd = openat(m->staging_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
     struct dirent *de;
     if (d == NULL) {
@@ -108,10 +115,16 @@ sweep_oneshot(struct master *m)
             close(fd);
         return;
     }
+    int n = 0;
     while ((de = readdir(d)) != NULL)
-        if (strncmp(de->d_name, "up-", 3) == 0)
-            unlinkat(m->staging_fd, de->d_name, 0);
+        if (strncmp(de->d_name, "up-", 3) == 0
+            && (pid == 0 || store_staging_owner(de->d_name) == pid)
+            && unlinkat(m->staging_fd, de->d_name, 0) == 0)
+            n++;
     closedir(d);
+    if (n > 0 && pid != 0)
+        log_info("removed %d unfinished upload file(s) of worker pid %d", n,
+                 (int)pid);
 }
 
 int
@@ -126,7 +139,7 @@ master_recover(struct master *m, char *err, size_t errlen)
     if (shm_table_create(m->conf.shm_name, (uint32_t)m->conf.session_capacity,
                          &m->table, err, errlen) < 0)
         return -1;
-    sweep_oneshot(m);
+    master_sweep_oneshot(m, 0);
     if (manifest_foreach(m->staging_fd, recover_one, &r, err, errlen) < 0)
         return -1;
     log_info("recovery: %d session(s) resumable, %d removed%s", r.restored,

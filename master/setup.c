@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/store/path.h"
@@ -37,16 +38,15 @@ mkdir_p(const char *path, mode_t mode)
 }
 
 static int
-open_dir(const char *path, mode_t mode, const char *what, char *err,
-         size_t errlen)
+open_dir(const struct conf *c, const char *path, mode_t mode,
+         const char *what, char *err, size_t errlen)
 {
-    if (mkdir_p(path, mode) < 0) {
-        snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
-        return -1;
-    }
+    if (mkdir_p(path, mode) < 0)
+        return conf_key_error(c, what, err, errlen, "%s: %s", path,
+                              strerror(errno));
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
-        snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+        conf_key_error(c, what, err, errlen, "%s: %s", path, strerror(errno));
     return fd;
 }
 
@@ -73,22 +73,203 @@ hand_over(const struct conf *c, int fd, const char *path, char *err,
     return 0;
 }
 
+/* The account workers run as: server.user when started as root (*drop),
+ * else whoever we are. The names are looked up even when not root: a user
+ * or group that does not exist is a broken configuration wherever it is
+ * checked, and start-up as root would fail on it after daemonizing. */
+static int
+run_ids(const struct conf *c, bool *drop, uid_t *uid, gid_t *gid, char *err,
+        size_t errlen)
+{
+    struct passwd *pw = NULL;
+    struct group  *gr = NULL;
+
+    *drop = false;
+    *uid = geteuid();
+    *gid = getegid();
+    if (c->user[0] && (pw = getpwnam(c->user)) == NULL)
+        return conf_key_error(c, "server.user", err, errlen,
+                              "no such user \"%s\"", c->user);
+    if (c->group[0] && (gr = getgrnam(c->group)) == NULL)
+        return conf_key_error(c, "server.group", err, errlen,
+                              "no such group \"%s\"", c->group);
+    if (pw != NULL && geteuid() == 0) {
+        *drop = true;
+        *uid = pw->pw_uid;
+        *gid = gr ? gr->gr_gid : pw->pw_gid;
+    }
+    return 0;
+}
+
+/* 0 if a file can be created (and removed) in dfd, else the errno. */
+static int
+probe_dir(int dfd)
+{
+    char name[48];
+    snprintf(name, sizeof(name), ".hfs-probe-%ld", (long)getpid());
+    unlinkat(dfd, name, 0);          /* a crashed probe's, same pid */
+    int fd = openat(dfd, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC
+                    | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return errno;
+    close(fd);
+    return unlinkat(dfd, name, 0) < 0 ? errno : 0;
+}
+
+/* probe_dir as the run user, with exactly the credentials the workers will
+ * have (master_drop_privileges): in a child, so we stay root. */
+static int
+probe_as(int dfd, bool drop, uid_t uid, gid_t gid)
+{
+    int st;
+    if (!drop)
+        return probe_dir(dfd);
+    pid_t pid = fork();
+    if (pid < 0)
+        return errno;
+    if (pid == 0) {
+        if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+            _exit(errno & 0xff);
+        _exit(probe_dir(dfd) & 0xff);
+    }
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return errno;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : EIO;
+}
+
+static int
+dir_error(const struct conf *c, const char *key, const char *path, bool drop,
+          uid_t uid, int e, char *err, size_t errlen)
+{
+    if (drop)
+        return conf_key_error(c, key, err, errlen, "%s: user %s cannot "
+                              "create files there: %s", path, c->user,
+                              strerror(e));
+    return conf_key_error(c, key, err, errlen, "%s: cannot create files "
+                          "there as uid %ld: %s", path, (long)uid,
+                          strerror(e));
+}
+
+/* Uploads are written by the workers as the run user; a directory it cannot
+ * write would fail every upload with 500 after its whole body was read. */
+static int
+check_writable(const struct conf *c, const char *key, const char *path,
+               int fd, char *err, size_t errlen)
+{
+    bool  drop;
+    uid_t uid;
+    gid_t gid;
+    if (run_ids(c, &drop, &uid, &gid, err, errlen) < 0)
+        return -1;
+    int e = probe_as(fd, drop, uid, gid);
+    return e ? dir_error(c, key, path, drop, uid, e, err, errlen) : 0;
+}
+
+/* Start hands a root-owned directory over to the run user (hand_over):
+ * -t cannot chown, so it predicts. */
+static bool
+handed_over(const struct conf *c, int fd)
+{
+    struct stat st;
+    return c->user[0] && geteuid() == 0 && getpwnam(c->user) != NULL
+        && fstat(fd, &st) == 0 && st.st_uid == 0;
+}
+
+/* Writable by its owner-to-be: owner write and search bits, and writable
+ * at all (a read-only mount, an immutable flag) as we are now. */
+static int
+check_as_owner(const struct conf *c, const char *key, const char *path,
+               int fd, char *err, size_t errlen)
+{
+    struct stat st;
+    int e = fstat(fd, &st) < 0 ? errno
+          : (st.st_mode & 0300) != 0300 ? EACCES : probe_dir(fd);
+    return e ? dir_error(c, key, path, true, 0, e, err, errlen) : 0;
+}
+
+/* -t: the same checks as start, changing nothing. A directory that exists
+ * is probed as the run user; a missing one must be creatable by us (start
+ * makes it and, as root, hands it over to the run user). */
+static int
+check_dir(const struct conf *c, const char *key, const char *path, char *err,
+          size_t errlen)
+{
+    char anc[CONF_PATH_MAX];
+    int  fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd >= 0) {
+        int rc = handed_over(c, fd) ? check_as_owner(c, key, path, fd, err,
+                                                    errlen)
+                                    : check_writable(c, key, path, fd, err,
+                                                     errlen);
+        close(fd);
+        return rc;
+    }
+    if (errno != ENOENT)
+        return conf_key_error(c, key, err, errlen, "%s: %s", path,
+                              strerror(errno));
+    snprintf(anc, sizeof(anc), "%s", path);
+    for (;;) {
+        char *slash = strrchr(anc, '/');
+        if (slash == NULL)
+            snprintf(anc, sizeof(anc), ".");
+        else if (slash == anc)
+            anc[1] = '\0';
+        else
+            *slash = '\0';
+        if (access(anc, F_OK) == 0 || slash == NULL || slash == anc)
+            break;
+    }
+    if (faccessat(AT_FDCWD, anc, W_OK | X_OK, AT_EACCESS) < 0)
+        return conf_key_error(c, key, err, errlen, "%s does not exist and "
+                              "cannot be created in %s: %s", path, anc,
+                              strerror(errno));
+    return 0;
+}
+
+int
+master_check(const struct master *m, char *err, size_t errlen)
+{
+    bool  drop;
+    uid_t uid;
+    gid_t gid;
+    const struct conf *c = &m->conf;
+
+    if (run_ids(c, &drop, &uid, &gid, err, errlen) < 0
+        || check_dir(c, "storage.dir", c->storage_dir, err, errlen) < 0
+        || check_dir(c, "storage.staging", c->staging_dir, err, errlen) < 0)
+        return -1;
+    return 0;
+}
+
 int
 master_open_storage(struct master *m, char *err, size_t errlen)
 {
     struct stat a, b;
+    bool  drop;
+    uid_t uid;
+    gid_t gid;
 
-    m->root_fd = open_dir(m->conf.storage_dir, m->conf.dir_mode,
+    /* Before anything is made: an unknown user is named as such. */
+    if (run_ids(&m->conf, &drop, &uid, &gid, err, errlen) < 0)
+        return -1;
+    m->root_fd = open_dir(&m->conf, m->conf.storage_dir, m->conf.dir_mode,
                           "storage.dir", err, errlen);
     if (m->root_fd < 0)
         return -1;
-    m->staging_fd = open_dir(m->conf.staging_dir, 0750, "storage.staging",
-                             err, errlen);
+    m->staging_fd = open_dir(&m->conf, m->conf.staging_dir, 0750,
+                             "storage.staging", err, errlen);
     if (m->staging_fd < 0)
         return -1;
     if (hand_over(&m->conf, m->root_fd, m->conf.storage_dir, err, errlen) < 0
         || hand_over(&m->conf, m->staging_fd, m->conf.staging_dir, err,
                      errlen) < 0)
+        return -1;
+    if (check_writable(&m->conf, "storage.dir", m->conf.storage_dir,
+                       m->root_fd, err, errlen) < 0
+        || check_writable(&m->conf, "storage.staging", m->conf.staging_dir,
+                          m->staging_fd, err, errlen) < 0)
         return -1;
     /* Publication is a link(2) from staging into storage: it cannot cross
      * filesystems, and a copy would not be atomic. */
@@ -126,17 +307,51 @@ master_reopen_storage(struct master *m)
     reopen_dir("storage.staging", m->conf.staging_dir, m->staging_fd);
 }
 
+/* The starting process waits until the daemon is serving or has failed, so
+ * its exit status and standard error say how start-up went (systemd's
+ * Type=forking, init scripts, an operator at a terminal): "0", or "1" and
+ * the reason; EOF alone means the daemon died without a word. */
+static void __attribute__((noreturn))
+wait_ready(int fd)
+{
+    char    buf[1100];
+    size_t  n = 0;
+    ssize_t r;
+
+    while (n < sizeof(buf) - 1
+           && ((r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0
+               || (r < 0 && errno == EINTR)))
+        n += r > 0 ? (size_t)r : 0;
+    buf[n] = '\0';
+    if (n > 0 && buf[0] == '0')
+        _exit(0);
+    if (n > 1)
+        fprintf(stderr, "hmac-file-server: %s\n", buf + 1);
+    else if (n == 0)
+        fprintf(stderr, "hmac-file-server: the daemon exited during start-up "
+                "(see its log)\n");
+    _exit(1);
+}
+
 int
 master_daemonize(struct master *m, char *err, size_t errlen)
 {
-    (void)m;
+    int ready[2];
+    if (pipe2(ready, O_CLOEXEC) < 0) {
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        return -1;
+    }
     pid_t pid = fork();
     if (pid < 0) {
         snprintf(err, errlen, "fork: %s", strerror(errno));
         return -1;
     }
-    if (pid > 0)
-        _exit(0);
+    if (pid > 0) {
+        close(ready[1]);
+        wait_ready(ready[0]);
+    }
+    close(ready[0]);
+    m->ready_fd = ready[1];
     setsid();
     pid = fork();      /* not a session leader: can never regain a tty */
     if (pid < 0) {

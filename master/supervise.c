@@ -180,6 +180,9 @@ child_exited(struct master *m, struct child *ch, int status, bool stopping)
         log_warn("session table after worker %d: %s", idx, err);
     if (n > 0)
         master_sweep_sessions(m);
+    /* Its one-shot uploads died with it. Done before any fork, so the pid
+     * cannot have been reused by a worker of ours yet. */
+    master_sweep_oneshot(m, ch->pid);
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (stopping || ch->retiring)
         log_info("worker %d (pid %d) %s", idx, (int)ch->pid, how);
@@ -301,12 +304,17 @@ wait_signal(int64_t until_ms)
 }
 
 /* Graceful: workers finish in-flight requests within the grace period;
- * whatever is left then is killed. */
+ * whatever is left then is killed. New connections are refused from the
+ * start: the master closes its listening sockets here and every worker
+ * closes its copies when told to stop, so a load balancer fails over at
+ * once instead of queueing clients on a backlog nobody will accept. */
 static void
 stop_all(struct master *m, int sig)
 {
     int64_t deadline = now_ms()
         + (sig == SIGQUIT ? 2000 : (int64_t)m->conf.shutdown_grace * 1000 + 2000);
+    while (m->nlisten > 0)
+        close(m->listen_fds[--m->nlisten]);
     signal_children(m, sig, false);
     while (live_children(m) > 0 && now_ms() < deadline) {
         int s = wait_signal(now_ms() + 200);

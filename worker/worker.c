@@ -33,8 +33,13 @@ static void
 on_listener(struct loop_io *io, uint32_t events)
 {
     struct listener *l = (struct listener *)io;
+    struct worker *w = io->data;
     (void)events;
-    conn_accept(io->data, io->fd, l->tls);
+    /* An event of this batch that arrived before the listener was taken
+     * off the loop (or closed: its fd number may be reused by now). */
+    if (!w->accepting)
+        return;
+    conn_accept(w, io->fd, l->tls);
 }
 
 static void
@@ -47,6 +52,21 @@ stop_accepting(struct worker *w)
     w->accepting = false;
 }
 
+/* Stopping for good: close our copies of the listening sockets. The kernel
+ * refuses new connections (ECONNREFUSED) only once every process holding
+ * them has closed them; the master closes its own on stop, and keeps them
+ * on reload for the next generation. */
+static void
+close_listeners(struct worker *w)
+{
+    stop_accepting(w);
+    for (size_t i = 0; i < w->nlisten; i++) {
+        close(w->listeners[i].io.fd);
+        w->listeners[i].io.fd = -1;
+    }
+    w->nlisten = 0;
+}
+
 static void
 begin_stop(struct worker *w, const char *why)
 {
@@ -56,7 +76,7 @@ begin_stop(struct worker *w, const char *why)
     w->stopping = true;
     w->stop_deadline_ms = loop_now_ms(w->loop)
                         + (int64_t)w->conf->shutdown_grace * 1000;
-    stop_accepting(w);
+    close_listeners(w);
     conn_close_idle(w);
 }
 
@@ -189,8 +209,6 @@ worker_run(const struct worker_init *init)
     w.parent_io.fn = on_parent;
     w.parent_io.data = &w;
     loop_add(w.loop, &w.parent_io, EPOLLIN);
-    if (getppid() == 1)
-        begin_stop(&w, "master exited");
     if (w.table)
         sess_setup(&w);
     if (pause_init(&w, init->netmon_wake_fd) < 0) {
@@ -214,6 +232,8 @@ worker_run(const struct worker_init *init)
         }
     }
     w.accepting = true;
+    if (getppid() == 1)          /* after the listeners: they are closed */
+        begin_stop(&w, "master exited");
     loop_on_tick(w.loop, on_tick, &w);
     loop_on_batch_end(w.loop, on_batch_end, &w);
 

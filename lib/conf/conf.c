@@ -1144,3 +1144,38 @@ conf_load_string(const char *text, const char *name, struct conf *c,
 {
     return load(NULL, text, name != NULL ? name : "<string>", c, err, errlen);
 }
+
+/* Checks the loader cannot make (a user exists, a directory is writable as
+ * that user) happen later, in the master; this gives their messages the same
+ * FILE:LINE: KEY form by finding the key in the file again. A key left at
+ * its default points at its group, or at the file's top. */
+int
+conf_key_error(const struct conf *c, const char *key, char *err,
+               size_t errlen, const char *fmt, ...)
+{
+    struct ld               ld = { .name = c->source, .err = err,
+                                   .errlen = errlen };
+    const config_setting_t *s = NULL;
+    const char             *slash = strrchr(c->source, '/');
+    char                    group[64];
+    config_t                cfg;
+    va_list                 ap;
+
+    config_init(&cfg);
+    if (slash != NULL) {
+        snprintf(ld.incdir, sizeof(ld.incdir), "%.*s",
+                 (int)(slash - c->source + (slash == c->source)), c->source);
+        config_set_include_dir(&cfg, ld.incdir);
+    }
+    if (c->source[0] != '\0' && access(c->source, R_OK) == 0
+        && config_read_file(&cfg, c->source)) {
+        snprintf(group, sizeof(group), "%.*s", (int)strcspn(key, "."), key);
+        if ((s = config_lookup(&cfg, key)) == NULL)
+            s = config_lookup(&cfg, group);
+    }
+    va_start(ap, fmt);
+    vfail(&ld, s, key, fmt, ap);
+    va_end(ap);
+    config_destroy(&cfg);
+    return -1;
+}

@@ -97,5 +97,10 @@ int  conf_load(const char *path, struct conf *c, char *err, size_t errlen);
 /* Same, from an in-memory string (the embedded dev config, tests). */
 int  conf_load_string(const char *text, const char *name, struct conf *c,
                       char *err, size_t errlen);
+/* Formats "FILE:LINE: KEY: problem" into err for a check made after loading
+ * (KEY is "group.key"; its line is looked up in c->source). Returns -1. */
+int  conf_key_error(const struct conf *c, const char *key, char *err,
+                    size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 #endif

@@ -3,6 +3,7 @@
 #include "lib/store/path.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -67,16 +68,17 @@ store_staging_create(int staging_fd, char *name_out, size_t len, int *fd_r,
         return fail(err, errlen, "staging name buffer");
     }
     /* 128 random bits make a collision a bug, not bad luck; O_EXCL turns
-     * even that into a retry instead of two uploads sharing a file. */
+     * even that into a retry instead of two uploads sharing a file. The
+     * creator's pid lets the master remove the files of a dead worker. */
     for (tries = 0; tries < 4; tries++) {
         if (random_bytes(rnd, sizeof(rnd)) < 0)
             return fail(err, errlen, "getrandom");
-        memcpy(name_out, "up-", 3);
+        int n = snprintf(name_out, len, "up-%ld-", (long)getpid());
         for (i = 0; i < sizeof(rnd); i++) {
-            name_out[3 + 2 * i] = hex[rnd[i] >> 4];
-            name_out[4 + 2 * i] = hex[rnd[i] & 0xf];
+            name_out[n + 2 * i] = hex[rnd[i] >> 4];
+            name_out[n + 1 + 2 * i] = hex[rnd[i] & 0xf];
         }
-        name_out[3 + 2 * sizeof(rnd)] = '\0';
+        name_out[n + 2 * sizeof(rnd)] = '\0';
         fd = openat(staging_fd, name_out,
                     O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (fd >= 0) {
@@ -87,6 +89,21 @@ store_staging_create(int staging_fd, char *name_out, size_t len, int *fd_r,
             break;
     }
     return fail(err, errlen, "create staging file");
+}
+
+pid_t
+store_staging_owner(const char *name)
+{
+    long v = 0;
+    const char *p;
+
+    if (strncmp(name, "up-", 3) != 0)
+        return -1;
+    for (p = name + 3; *p >= '0' && *p <= '9' && v <= INT_MAX / 10; p++)
+        v = v * 10 + (*p - '0');
+    if (p == name + 3 || *p != '-' || v <= 0 || v > INT_MAX)
+        return -1;
+    return (pid_t)v;
 }
 
 /* Reads exactly n bytes at off; returns n, a short count at EOF, or -1. */

@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define STORE_STAGING_NAME_LEN  40      /* "up-" + 32 hex + NUL, rounded */
+#define STORE_STAGING_NAME_LEN  48      /* "up-" pid "-" 32 hex NUL, rounded */
 
 enum store_publish_result {
     STORE_PUBLISH_ERROR = -1,   /* errno set; ENOSPC/EDQUOT -> 507 */
@@ -27,8 +27,9 @@ enum store_publish_result {
 };
 
 /* Create a new, uniquely named (getrandom) file in staging_fd, mode 0644,
- * open O_RDWR. name_out receives its name (len >= STORE_STAGING_NAME_LEN).
- * Returns 0, or -1 with errno set and a reason in err. */
+ * open O_RDWR. name_out receives its name, "up-<pid>-<32 hex>" (len >=
+ * STORE_STAGING_NAME_LEN). Returns 0, or -1 with errno set and a reason in
+ * err. */
 int store_staging_create(int staging_fd, char *name_out, size_t len,
                          int *fd_r, char *err, size_t errlen);
 
@@ -38,6 +39,10 @@ struct store_modes {
     mode_t file;            /* the published file */
     mode_t dir;             /* every directory created on the way */
 };
+
+/* The pid of the process that created the staging file `name`, or -1 when
+ * name is not such a file (older "up-<hex>" names included). */
+pid_t store_staging_owner(const char *name);
 
 /* Publish the staging file staging_name (in staging_fd, whose open fd is
  * data_fd) at rel below root_fd, creating missing directories. rel must be

@@ -214,3 +214,77 @@ def test_master_killed_workers_exit():
             time.sleep(0.05)
         left = [p for p in workers if hfs.alive(p)]
         assert not left, "workers outlived the master: %s" % left
+
+
+def _staging_files_open_by(d, pid):
+    """Names of one-shot staging files (top level of storage.staging) that
+    process `pid` has open; found through /proc, whatever their names."""
+    out = set()
+    fdd = "/proc/%d/fd" % pid
+    for fd in os.listdir(fdd):
+        try:
+            target = os.readlink(os.path.join(fdd, fd))
+        except OSError:
+            continue
+        if os.path.dirname(target) == d.staging:
+            out.add(os.path.basename(target))
+    return out
+
+
+def _oneshot_open_by(d, pid, c, timeout=5.0):
+    return hfs.wait_for(lambda: _staging_files_open_by(d, pid), timeout,
+                        "worker %d to open a staging file\n%s"
+                        % (pid, d.log_tail()))
+
+
+@hfs.timeout(90)
+def test_killed_workers_oneshot_files_removed_at_reap():
+    """kill -9 of a worker in the middle of one-shot uploads (small plain
+    PUTs take a one-shot staging file): when the master reaps it, that
+    worker's staging files go, and another worker's upload in progress is
+    untouched and completes."""
+    size = 200000             # below uploads.resumable_min_size
+    with Daemon(**{"server.workers": 2}) as d:
+        for i in range(4):
+            workers = d.wait_workers(2)
+            data = hfs.det_bytes(size, seed=i)
+            a = _start_put(d, "oneshot/a%d.bin" % i, data, 5000)
+            victim = d.conn_owner(a)
+            assert victim in workers, (victim, workers)
+            # Two uploads on the victim, one on the other worker.
+            a2 = _start_put(d, "oneshot/c%d.bin" % i, data, 5000)
+            b = _conn_on_other_worker(d, victim)
+            survivor = None
+            if b is not None:
+                survivor = d.conn_owner(b)
+                _start_put(d, "oneshot/b%d.bin" % i, data, 5000, c=b, skip=4)
+                theirs = _oneshot_open_by(d, survivor, b)
+            doomed = _oneshot_open_by(d, victim, a)
+            if d.conn_owner(a2) == victim:
+                hfs.wait_for(lambda: len(_staging_files_open_by(d, victim))
+                             >= 2, 5, "the second upload's staging file")
+                doomed = _staging_files_open_by(d, victim)
+            os.kill(victim, signal.SIGKILL)
+            assert _dead_or_reset(a)
+            a.close()
+            d.wait_workers(2, exclude=[victim])
+            left = hfs.wait_for(
+                lambda: not (doomed & set(os.listdir(d.staging))) or None,
+                2, "the dead worker's staging files %s to be removed\n%s"
+                % (sorted(doomed), d.log_tail()))
+            assert left
+            if b is not None:
+                now = set(os.listdir(d.staging))
+                assert theirs <= now, "a live upload's file was removed"
+                b.send(data[5000:])
+                r = b.read_response("PUT")
+                b.close()
+                assert r.status == 201, r
+                assert d.get("oneshot/b%d.bin" % i).body == data
+            else:
+                print("note: no connection landed on the other worker")
+            a2.close()
+            assert d.get("oneshot/a%d.bin" % i).status == 404
+        hfs.wait_for(lambda: not [n for n in os.listdir(d.staging)
+                                  if n.startswith("up-")], 5,
+                     "no one-shot staging file left")

@@ -110,3 +110,129 @@ def test_sigquit_stops_at_once():
         assert time.monotonic() - t0 < 5, "SIGQUIT took too long"
         assert d.proc.returncode == 0
         c.close()
+
+
+# ---------------------------------------------------------------- draining
+
+def _refused_within(port, limit):
+    """Seconds until a connect() to port is refused, polling every 20 ms;
+    None if it is still accepted after `limit` seconds."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                pass
+        except ConnectionRefusedError:
+            return time.monotonic() - t0
+        except OSError:
+            pass
+        time.sleep(0.02)
+    return None
+
+
+def _trickle(d, path, size, sent, port=None):
+    """A PUT of `size` bytes of which only `sent` are sent; returns
+    (conn, data).  The rest is sent by the caller."""
+    data = hfs.det_bytes(size, seed=size + sent)
+    c = hfs.Conn(port or d.port, timeout=15)
+    head = ("PUT %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+            % (d.put_target(path, size), size))
+    c.send(head.encode() + data[:sent])
+    return c, data
+
+
+def _listen_inodes(port):
+    """Inodes of the sockets listening on 127.0.0.1:port."""
+    out = set()
+    with open("/proc/net/tcp") as f:
+        for ln in f.readlines()[1:]:
+            fs = ln.split()
+            if fs[3] == "0A" and int(fs[1].split(":")[1], 16) == port:
+                out.add("socket:[%s]" % fs[9])
+    return out
+
+
+def _holds(pid, links):
+    fdd = "/proc/%d/fd" % pid
+    for fd in os.listdir(fdd):
+        try:
+            if os.readlink(os.path.join(fdd, fd)) in links:
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def _drain_refuses_new_connections(sig):
+    with hfs.Daemon(check_exit=False,
+                    **{"server.shutdown_grace": 10}) as d:
+        c, data = _trickle(d, "drain/a.bin", 300000, 1000)
+        assert d.conn_owner(c) is not None
+        time.sleep(0.2)
+        os.kill(d.pid, sig)
+        took = _refused_within(d.port, 1.0)
+        assert took is not None, \
+            "a new connection is still accepted 1 s after %s" % sig.name
+        # The upload in progress finishes within the grace period.
+        for i in range(1000, len(data), 50000):
+            c.send(data[i:i + 50000])
+            time.sleep(0.05)
+        r = c.read_response("PUT")
+        c.close()
+        assert r.status == 201, r
+        d.proc.wait(15)
+        assert d.proc.returncode == 0, d.log_tail()
+        got = open(os.path.join(d.storage, "drain", "a.bin"), "rb").read()
+        assert got == data
+
+
+@hfs.timeout(40)
+def test_sigterm_refuses_new_connections_while_draining():
+    _drain_refuses_new_connections(signal.SIGTERM)
+
+
+@hfs.timeout(40)
+def test_sigint_refuses_new_connections_while_draining():
+    _drain_refuses_new_connections(signal.SIGINT)
+
+
+@hfs.timeout(40)
+def test_reload_retired_workers_let_go_of_the_sockets():
+    """A reload: the old generation drains an upload but holds no listening
+    socket any more, so a port dropped from the config refuses at once,
+    while the new generation keeps accepting on the ports that stay."""
+    keep = hfs.free_port()
+    with hfs.Daemon(**{"server.shutdown_grace": 10}) as d:
+        dropped = d.port
+        d.cfg["server"]["listen"].append("127.0.0.1:%d" % keep)
+        d.stop()
+        with open(d.conf_path, "w") as f:
+            f.write(hfs.config_text(d.cfg))
+        d.start()
+        old = d.wait_workers(2)
+        c, data = _trickle(d, "drain/r.bin", 300000, 1000)
+        owner = d.conn_owner(c)
+        assert owner in old
+        kept = _listen_inodes(keep)
+        assert kept and _holds(owner, kept)
+        d.cfg["server"]["listen"] = ["127.0.0.1:%d" % keep]
+        with open(d.conf_path, "w") as f:
+            f.write(hfs.config_text(d.cfg))
+        os.kill(d.pid, signal.SIGHUP)
+        took = _refused_within(dropped, 2.0)
+        assert took is not None, "dropped port still accepts after reload"
+        d.port = keep
+        hfs.wait_for(
+            lambda: len([p for p in d.worker_pids() if p not in old]) == 2,
+            10, "the new generation")
+        hfs.wait_for(lambda: not _holds(owner, kept), 2,
+                     "the retiring worker to close the kept listener")
+        for _ in range(20):     # the new generation serves every connection
+            assert d.request("GET", "/health", timeout=2).status == 200
+        assert hfs.alive(owner), "the draining worker quit early"
+        for i in range(1000, len(data), 50000):
+            c.send(data[i:i + 50000])
+            time.sleep(0.05)
+        r = c.read_response("PUT")
+        c.close()
+        assert r.status == 201, r

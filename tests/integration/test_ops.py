@@ -400,6 +400,7 @@ def test_make_install_layout_and_config_kept():
             "etc/rc.d/rc.hmac-file-server": 0o644,
             "lib/systemd/system/hmac-file-server.service": 0o644,
             "etc/hmac-file-server/hmac-file-server.conf": 0o640,
+            "usr/local/share/hmac-file-server/install-user.sh": 0o755,
         }
         for rel, mode in want.items():
             full = os.path.join(dest, rel)
@@ -416,6 +417,10 @@ def test_make_install_layout_and_config_kept():
                           "etc/hmac-file-server/hmac-file-server.conf")):
             assert open(os.path.join(REPO, src), "rb").read() == \
                 open(os.path.join(dest, rel), "rb").read(), rel
+        # Staged: no account, secret or storage made on this machine.
+        assert not os.path.exists(os.path.join(
+            dest, "etc/hmac-file-server/secret"))
+        assert not os.path.exists(os.path.join(dest, "var"))
         v = subprocess.run([sbin, "-V"], capture_output=True, text=True)
         assert v.returncode == 0 and "hmac-file-server" in v.stdout, v
 

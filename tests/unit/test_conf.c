@@ -841,7 +841,43 @@ test_shipped_configs(void)
     free(dir);
 }
 
+/* Checks made after loading (the master's: run user, writable dirs) point
+ * at the key's line, its group's when left at the default, else line 1. */
+static void
+test_key_error(void)
+{
+    char *dir = unit_mkdtemp();
+    char  path[600], want[800];
+
+    snprintf(path, sizeof(path), "%s/k.conf", dir);
+    write_file(path, "# a comment\n"
+                     "server: {\n"
+                     "    user = \"someone\";\n"
+                     "};\n"
+                     "security: { secrets = [\"x\"]; };\n");
+    CU_ASSERT_EQUAL_FATAL(conf_load(path, &c, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL(conf_key_error(&c, "server.user", err, sizeof(err),
+                                   "no such user \"%s\"", c.user), -1);
+    snprintf(want, sizeof(want), "%s:3: server.user: no such user "
+             "\"someone\"", path);
+    CU_ASSERT_STRING_EQUAL(err, want);
+    conf_key_error(&c, "server.group", err, sizeof(err), "x");
+    snprintf(want, sizeof(want), "%s:2: server.group: x", path);
+    CU_ASSERT_STRING_EQUAL(err, want);
+    conf_key_error(&c, "storage.dir", err, sizeof(err), "y");
+    snprintf(want, sizeof(want), "%s:1: storage.dir: y", path);
+    CU_ASSERT_STRING_EQUAL(err, want);
+    /* A file gone since: still the key and the file. */
+    unlink(path);
+    conf_key_error(&c, "server.user", err, sizeof(err), "z");
+    snprintf(want, sizeof(want), "%s:1: server.user: z", path);
+    CU_ASSERT_STRING_EQUAL(err, want);
+    unit_rmtree(dir);
+    free(dir);
+}
+
 static CU_TestInfo tests[] = {
+    { "errors of later checks name FILE:LINE: key", test_key_error },
     { "defaults", test_defaults },
     { "full file round-trips every field", test_full_roundtrip },
     { "unknown group and key", test_unknown },

@@ -139,9 +139,15 @@ test_staging_create(void)
     CU_ASSERT_EQUAL_FATAL(store_staging_create(e.sfd, b, sizeof(b), &fb, err,
                                                sizeof(err)), 0);
     CU_ASSERT_STRING_NOT_EQUAL(a, b);
-    CU_ASSERT_EQUAL(strlen(a), 35);
+    /* up-<pid>-<32 hex>: the master finds a dead worker's files by pid. */
+    snprintf(small, sizeof(small), "%d", (int)getpid());
+    CU_ASSERT_EQUAL(strlen(a), 3 + strlen(small) + 1 + 32);
     CU_ASSERT_EQUAL(strncmp(a, "up-", 3), 0);
-    CU_ASSERT_EQUAL(strspn(a + 3, "0123456789abcdef"), 32);
+    CU_ASSERT_EQUAL(strncmp(a + 3, small, strlen(small)), 0);
+    CU_ASSERT_EQUAL(a[3 + strlen(small)], '-');
+    CU_ASSERT_EQUAL(strspn(a + 4 + strlen(small), "0123456789abcdef"), 32);
+    CU_ASSERT_EQUAL(store_staging_owner(a), getpid());
+    CU_ASSERT_EQUAL(store_staging_owner(b), getpid());
     CU_ASSERT_EQUAL(count_entries(e.stage), 2);
     CU_ASSERT(fstatat(e.sfd, a, &st, 0) == 0 && S_ISREG(st.st_mode));
     CU_ASSERT_EQUAL(st.st_mode & 0777, 0644 & ~mask);
@@ -499,7 +505,24 @@ test_exdev(void)
     free(e.tmp);
 }
 
+static void
+test_staging_owner(void)
+{
+    CU_ASSERT_EQUAL(store_staging_owner("up-1234-0123abcd"), 1234);
+    CU_ASSERT_EQUAL(store_staging_owner("up-7-"), 7);
+    /* Names of older versions, sessions and anything else: no owner. */
+    CU_ASSERT_EQUAL(store_staging_owner("up-0123456789abcdef0123456789abcdef"),
+                    -1);
+    CU_ASSERT_EQUAL(store_staging_owner("up-"), -1);
+    CU_ASSERT_EQUAL(store_staging_owner("up--1-ab"), -1);
+    CU_ASSERT_EQUAL(store_staging_owner("up-0-ab"), -1);
+    CU_ASSERT_EQUAL(store_staging_owner("up-99999999999999999999-ab"), -1);
+    CU_ASSERT_EQUAL(store_staging_owner("ab"), -1);
+    CU_ASSERT_EQUAL(store_staging_owner("xup-12-ab"), -1);
+}
+
 static CU_TestInfo tests[] = {
+    { "staging_owner parses the creator's pid", test_staging_owner },
     { "staging_create names and modes", test_staging_create },
     { "publish new file", test_publish_new },
     { "publish identical exists", test_publish_identical },
