@@ -1,16 +1,7 @@
 /* table.c: session entries in a shared segment, found through a chained hash
- * index.
- *
- * Three kinds of robust lock, always taken in this order and never more than
- * one of each: a stripe lock (guards the bucket chains of 1/64 of the
- * buckets), then either the free-list lock or one entry lock. An entry's
- * `tag` (free, or in use in stripe s) changes only with both its stripe lock
- * and the free-list lock held, which is what lets either lock's repair
- * rebuild its structure from the tags alone after a holder died. Entry
- * content is guarded by the entry lock and repaired through the caller's
- * callback from the manifest. docs/shm.md has the whole argument. */
+ * index. The layout and the lock order are in shm/table_internal.h. */
 #define _GNU_SOURCE
-#include "shm/table.h"
+#include "shm/table_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,131 +19,9 @@
 
 #define TABLE_MAGIC    0x3154484d53534648ull    /* "HFSSMHT1" */
 #define TABLE_LAYOUT   1
-#define NSTRIPES       64
 #define CAPACITY_MAX   (1u << 20)
-#define TAG_USED       0x80000000u
 #define NONE           UINT32_MAX
 #define TIMEOUT_MS     1000
-
-/* What an entry-lock holder is in the middle of changing. A holder that
- * dies with anything but INTENT_NONE set leaves content to rebuild. */
-enum intent {
-    INTENT_NONE = 0, INTENT_INIT, INTENT_LEASE, INTENT_COMMIT, INTENT_STATE
-};
-
-struct lease_slot {
-    uint64_t start, end;
-    uint64_t done;                      /* committed up to here */
-    int64_t  deadline;
-    int32_t  pid;
-    uint32_t id;                        /* 0: slot free */
-};
-
-struct entry {
-    /* index part: see the top of the file */
-    _Atomic uint32_t  tag;
-    uint32_t          chain_next;       /* idx + 1; stripe lock */
-    uint32_t          free_next;        /* idx + 1; free-list lock */
-    uint32_t          pad_;
-    uint8_t           key[SHM_KEY_LEN]; /* written only while free */
-    /* content part: entry lock */
-    struct shm_mutex  lock;
-    _Atomic uint32_t  gen;              /* changes under stripe + entry */
-    _Atomic uint32_t  intent;
-    uint32_t          state;
-    uint32_t          proto;
-    uint64_t          seq;              /* bumped by every change */
-    uint64_t          size, chunk_size;
-    int64_t           created, last_active, expires;
-    int64_t           owner_deadline;   /* CREATING / COMPLETING */
-    int32_t           owner_pid;
-    uint32_t          lease_ids;
-    struct lease_slot leases[SHM_LEASES];
-    struct ranges     held;
-} __attribute__((aligned(64)));
-
-struct hdr {
-    uint64_t          magic;            /* stored last by create */
-    uint32_t          layout, mutex_size, entry_size, capacity;
-    uint32_t          nbuckets, nstripes;
-    int32_t           creator_pid;
-    uint32_t          pad_;
-    int64_t           creator_start;    /* CLOCK_REALTIME ns at create */
-    uint64_t          total, buckets_off, entries_off;
-    _Atomic uint64_t  created, completed, expired, aborted, repairs, timeouts;
-    _Atomic uint32_t  nfree;            /* written under the free-list lock */
-    uint32_t          free_head;        /* idx + 1 */
-    struct shm_mutex  free_lock;
-    struct shm_mutex  stripe[NSTRIPES];
-};
-
-struct shm_table {
-    struct hdr          *h;
-    uint32_t            *buckets;       /* idx + 1 of the chain head */
-    struct entry        *e;
-    size_t               len;
-    int                  timeout_ms;
-    shm_table_repair_fn  repair;
-    void                *repair_arg;
-};
-
-
-static int
-tfail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err != NULL && errlen > 0) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
-
-static void
-count(_Atomic uint64_t *c)
-{
-    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
-}
-
-
-/* Intent is stored before a change and cleared after it; the compiler
- * fence keeps the order. A holder's stores are all visible to whoever
- * takes the lock after its death (the kernel's exit path orders them). */
-static void
-begin(struct entry *e, enum intent i)
-{
-    atomic_store_explicit(&e->intent, i, memory_order_relaxed);
-    atomic_signal_fence(memory_order_seq_cst);
-    e->seq++;
-}
-
-
-static void
-end(struct entry *e)
-{
-    atomic_signal_fence(memory_order_seq_cst);
-    atomic_store_explicit(&e->intent, INTENT_NONE, memory_order_relaxed);
-}
-
-
-static uint32_t
-bucket_of(const struct shm_table *t, const uint8_t *key)
-{
-    uint32_t x;
-
-    memcpy(&x, key, sizeof(x));         /* keys are SHA-256: uniform */
-    return x & (t->h->nbuckets - 1);
-}
-
-
-static uint32_t
-stripe_of(uint32_t bucket)
-{
-    return bucket & (NSTRIPES - 1);
-}
 
 
 static int
@@ -163,23 +32,6 @@ key_eq(const uint8_t *a, const uint8_t *b)
     for (int i = 0; i < SHM_KEY_LEN; i++)
         d |= a[i] ^ b[i];
     return d == 0;
-}
-
-
-static uint32_t
-gen_of(const struct entry *e)
-{
-    return atomic_load_explicit(&((struct entry *)e)->gen,
-                                memory_order_relaxed);
-}
-
-
-static void
-gen_bump(struct entry *e)
-{
-    uint32_t g = gen_of(e) + 1;
-
-    atomic_store_explicit(&e->gen, g == 0 ? 1 : g, memory_order_relaxed);
 }
 
 
@@ -234,13 +86,6 @@ entry_sane(const struct entry *e)
                                      || e->leases[i].done > e->leases[i].end))
             return 0;
     return 1;
-}
-
-
-static void
-clear_leases(struct entry *e)
-{
-    memset(e->leases, 0, sizeof(e->leases));
 }
 
 
@@ -423,17 +268,6 @@ entry_get(struct shm_table *t, struct shm_ref ref, struct entry **e_r,
     }
     *e_r = e;
     return SHM_TABLE_OK;
-}
-
-
-static uint32_t
-nleases(const struct entry *e)
-{
-    uint32_t n = 0;
-
-    for (int i = 0; i < SHM_LEASES; i++)
-        n += e->leases[i].id != 0;
-    return n;
 }
 
 
