@@ -1,5 +1,6 @@
-/* table.c: session entries in a shared segment, found through a chained hash
- * index. The layout and the lock order are in shm/table_internal.h. */
+/* table_entry.c: session entries in a shared segment, found through a
+ * chained hash index. The layout and the lock order are in
+ * shm/table_internal.h. */
 #define _GNU_SOURCE
 #include "shm/table_internal.h"
 
