@@ -2,7 +2,7 @@
  * chained hash index. The layout and the lock order are in
  * shm/table_internal.h. */
 #define _GNU_SOURCE
-#include "shm/table_internal.h"
+#include "shm/table_entry.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -86,9 +86,9 @@ fix_entry(struct shm_table *t, void *what, pid_t dead)
 }
 
 
-static int
-lock_stripe(struct shm_table *t, uint32_t s, struct shm_view *v, char *err,
-            size_t errlen)
+int
+table_lock_stripe(struct shm_table *t, uint32_t s, struct shm_view *v,
+                  char *err, size_t errlen)
 {
     struct shm_mutex *m = &t->h->stripe[s];
     pid_t             pid = 0;
@@ -99,8 +99,8 @@ lock_stripe(struct shm_table *t, uint32_t s, struct shm_view *v, char *err,
 }
 
 
-static int
-lock_free(struct shm_table *t, char *err, size_t errlen)
+int
+table_lock_free(struct shm_table *t, char *err, size_t errlen)
 {
     struct shm_mutex *m = &t->h->free_lock;
     pid_t             pid = 0;
@@ -110,9 +110,9 @@ lock_free(struct shm_table *t, char *err, size_t errlen)
 }
 
 
-static int
-lock_entry(struct shm_table *t, struct entry *e, struct shm_view *v,
-           char *err, size_t errlen)
+int
+table_lock_entry(struct shm_table *t, struct entry *e, struct shm_view *v,
+                 char *err, size_t errlen)
 {
     pid_t pid = 0;
     int   rc = shm_lock(&e->lock, t->timeout_ms, &pid);
@@ -134,7 +134,7 @@ entry_get(struct shm_table *t, struct shm_ref ref, struct entry **e_r,
     if (ref.idx >= t->h->capacity)
         return tfail(err, errlen, SHM_TABLE_GONE, "no such session entry");
     e = &t->e[ref.idx];
-    if ((rc = lock_entry(t, e, v, err, errlen)) != SHM_TABLE_OK)
+    if ((rc = table_lock_entry(t, e, v, err, errlen)) != SHM_TABLE_OK)
         return rc;
     if (gen_of(e) != ref.gen || e->state == SHM_FREE) {
         shm_unlock(&e->lock);
@@ -164,8 +164,8 @@ fill_view(const struct entry *e, struct shm_view *v)
 }
 
 
-static void
-drop_expired_leases(struct entry *e, int64_t now)
+void
+table_drop_expired_leases(struct entry *e, int64_t now)
 {
     for (int i = 0; i < SHM_LEASES; i++)
         if (e->leases[i].id != 0 && e->leases[i].deadline < now)
@@ -232,7 +232,7 @@ claim_found(struct shm_table *t, uint32_t idx, const struct shm_session *s,
             struct shm_view *v, char *err, size_t errlen)
 {
     struct entry *e = &t->e[idx];
-    int           rc = lock_entry(t, e, v, err, errlen);
+    int           rc = table_lock_entry(t, e, v, err, errlen);
     pid_t         busy = 0;
 
     if (rc != SHM_TABLE_OK)
@@ -273,7 +273,7 @@ claim_new(struct shm_table *t, uint32_t b, const uint8_t *key,
     uint32_t      idx;
     int           rc;
 
-    if ((rc = lock_free(t, err, errlen)) != SHM_TABLE_OK)
+    if ((rc = table_lock_free(t, err, errlen)) != SHM_TABLE_OK)
         return rc;
     if (h->free_head == 0) {
         shm_unlock(&h->free_lock);
@@ -292,7 +292,7 @@ claim_new(struct shm_table *t, uint32_t b, const uint8_t *key,
      * orphan that the next claim or expiry scan takes care of. */
     e->chain_next = t->buckets[b];
     t->buckets[b] = idx + 1;
-    if ((rc = lock_entry(t, e, v, err, errlen)) != SHM_TABLE_OK)
+    if ((rc = table_lock_entry(t, e, v, err, errlen)) != SHM_TABLE_OK)
         return rc;
     init_entry(e, s, now, deadline, self);
     fill_view(e, v);
@@ -316,7 +316,7 @@ shm_table_claim(struct shm_table *t, const uint8_t key[SHM_KEY_LEN],
 
     if (v != NULL)
         memset(v, 0, sizeof(*v));
-    if ((rc = lock_stripe(t, st, v, err, errlen)) != SHM_TABLE_OK)
+    if ((rc = table_lock_stripe(t, st, v, err, errlen)) != SHM_TABLE_OK)
         return rc;
     idx = chain_find(t, b, key);
     if (idx != NONE)
@@ -340,7 +340,7 @@ shm_table_find(struct shm_table *t, const uint8_t key[SHM_KEY_LEN],
 
     if (v != NULL)
         memset(v, 0, sizeof(*v));
-    if ((rc = lock_stripe(t, st, v, err, errlen)) != SHM_TABLE_OK)
+    if ((rc = table_lock_stripe(t, st, v, err, errlen)) != SHM_TABLE_OK)
         return rc;
     idx = chain_find(t, b, key);
     if (idx == NONE) {
@@ -348,7 +348,7 @@ shm_table_find(struct shm_table *t, const uint8_t key[SHM_KEY_LEN],
         return tfail(err, errlen, SHM_TABLE_NOTFOUND, "no such session");
     }
     e = &t->e[idx];
-    if ((rc = lock_entry(t, e, v, err, errlen)) == SHM_TABLE_OK) {
+    if ((rc = table_lock_entry(t, e, v, err, errlen)) == SHM_TABLE_OK) {
         if (e->state == SHM_FREE)
             rc = tfail(err, errlen, SHM_TABLE_NOTFOUND, "no such session");
         fill_view(e, v);
@@ -378,7 +378,7 @@ free_entry(struct shm_table *t, struct entry *e, char *err, size_t errlen)
     e->owner_pid = 0;
     end(e);
     shm_unlock(&e->lock);
-    if ((rc = lock_free(t, err, errlen)) != SHM_TABLE_OK)
+    if ((rc = table_lock_free(t, err, errlen)) != SHM_TABLE_OK)
         return rc;
     chain_unlink(t, bucket_of(t, e->key), idx);
     atomic_store_explicit(&e->tag, 0, memory_order_release);
@@ -391,9 +391,9 @@ free_entry(struct shm_table *t, struct entry *e, char *err, size_t errlen)
 
 
 /* Removes entry idx if it still has generation gen (any gen if orphan). */
-static int
-remove_idx(struct shm_table *t, uint32_t idx, uint32_t gen, int orphan,
-           char *err, size_t errlen)
+int
+table_remove_idx(struct shm_table *t, uint32_t idx, uint32_t gen,
+                 int orphan, char *err, size_t errlen)
 {
     struct entry *e = &t->e[idx];
     uint32_t      tag = atomic_load_explicit(&e->tag, memory_order_acquire);
@@ -402,13 +402,13 @@ remove_idx(struct shm_table *t, uint32_t idx, uint32_t gen, int orphan,
 
     if (!(tag & TAG_USED))
         return tfail(err, errlen, SHM_TABLE_GONE, "session was removed");
-    if ((rc = lock_stripe(t, st, NULL, err, errlen)) != SHM_TABLE_OK)
+    if ((rc = table_lock_stripe(t, st, NULL, err, errlen)) != SHM_TABLE_OK)
         return rc;
     if (atomic_load_explicit(&e->tag, memory_order_acquire) != tag) {
         shm_unlock(&t->h->stripe[st]);
         return tfail(err, errlen, SHM_TABLE_GONE, "session was removed");
     }
-    if ((rc = lock_entry(t, e, NULL, err, errlen)) != SHM_TABLE_OK) {
+    if ((rc = table_lock_entry(t, e, NULL, err, errlen)) != SHM_TABLE_OK) {
         shm_unlock(&t->h->stripe[st]);
         return rc;
     }
@@ -430,7 +430,7 @@ shm_table_remove(struct shm_table *t, struct shm_ref ref, char *err,
 {
     if (ref.idx >= t->h->capacity)
         return tfail(err, errlen, SHM_TABLE_GONE, "no such session entry");
-    return remove_idx(t, ref.idx, ref.gen, 0, err, errlen);
+    return table_remove_idx(t, ref.idx, ref.gen, 0, err, errlen);
 }
 
 
@@ -602,7 +602,7 @@ shm_table_lease(struct shm_table *t, struct shm_ref ref, uint64_t start,
 
     if (rc != SHM_TABLE_OK)
         return rc;
-    drop_expired_leases(e, now);
+    table_drop_expired_leases(e, now);
     if (v != NULL)
         v->pid = 0;
     rc = lease_check(e, start, end_, v, err, errlen);
@@ -739,7 +739,7 @@ shm_table_complete_begin(struct shm_table *t, struct shm_ref ref, int64_t now,
 
     if (rc != SHM_TABLE_OK)
         return rc;
-    drop_expired_leases(e, now);
+    table_drop_expired_leases(e, now);
     rc = complete_check(e, now, v, err, errlen);
     if (rc == SHM_TABLE_OK) {
         begin(e, INTENT_STATE);
@@ -815,105 +815,6 @@ shm_table_abort(struct shm_table *t, struct shm_ref ref, char *err,
 }
 
 
-/* Applies the janitor's rules to one entry (lock held). */
-static void
-sweep(struct shm_table *t, struct entry *e, int64_t now, int64_t timeout)
-{
-    begin(e, INTENT_STATE);
-    drop_expired_leases(e, now);
-    if ((e->state == SHM_ACTIVE || e->state == SHM_DONE) && nleases(e) == 0
-        && (e->last_active <= now - timeout
-            || (e->expires != 0 && e->expires <= now)))
-    {
-        if (e->state == SHM_ACTIVE)
-            count(&t->h->expired);
-        e->state = SHM_DOOMED;
-    } else if (e->state == SHM_CREATING && e->owner_deadline < now) {
-        e->state = SHM_DOOMED;
-        e->owner_pid = 0;
-    } else if (e->state == SHM_COMPLETING && e->owner_deadline < now) {
-        e->state = SHM_ACTIVE;
-        e->owner_pid = 0;
-    }
-    end(e);
-}
-
-
-/* One entry of the expiry scan: 1 if freed, 0 if not, -1 on a lock fault
- * that should stop the scan. */
-static int
-expire_one(struct shm_table *t, uint32_t idx, int64_t now, int64_t timeout,
-           shm_table_expire_fn fn, void *arg, char *err, size_t errlen)
-{
-    struct entry *e = &t->e[idx];
-    uint8_t       key[SHM_KEY_LEN];
-    uint32_t      state, gen;
-    int           rc;
-
-    rc = lock_entry(t, e, NULL, err, errlen);
-    if (rc == SHM_TABLE_TIMEOUT)
-        return 0;                       /* a stuck holder; next time */
-    if (rc != SHM_TABLE_OK)
-        return -1;
-    if (e->state != SHM_FREE)
-        sweep(t, e, now, timeout);
-    state = e->state;
-    gen = gen_of(e);
-    memcpy(key, e->key, SHM_KEY_LEN);
-    shm_unlock(&e->lock);
-    if (state == SHM_FREE)
-        return remove_idx(t, idx, 0, 1, NULL, 0) == SHM_TABLE_OK;
-    if (state != SHM_DOOMED || fn(key, arg) != 0)
-        return 0;
-    return remove_idx(t, idx, gen, 0, NULL, 0) == SHM_TABLE_OK;
-}
-
-
-int
-shm_table_expire_scan(struct shm_table *t, int64_t now, int64_t timeout,
-                      shm_table_expire_fn fn, void *arg, char *err,
-                      size_t errlen)
-{
-    int freed = 0;
-
-    for (uint32_t i = 0; i < t->h->capacity; i++) {
-        int rc;
-
-        if (!(atomic_load_explicit(&t->e[i].tag, memory_order_acquire)
-              & TAG_USED))
-            continue;
-        if ((rc = expire_one(t, i, now, timeout, fn, arg, err, errlen)) < 0)
-            return -1;
-        freed += rc;
-    }
-    return freed;
-}
-
-
-int
-shm_table_forget_pid(struct shm_table *t, pid_t pid, char *err, size_t errlen)
-{
-    int n = 0;
-
-    for (uint32_t i = 0; i < t->h->capacity; i++) {
-        struct entry *e = &t->e[i];
-        int           rc;
-
-        if (!(atomic_load_explicit(&e->tag, memory_order_acquire) & TAG_USED))
-            continue;
-        if ((rc = lock_entry(t, e, NULL, err, errlen)) == SHM_TABLE_TIMEOUT)
-            continue;
-        if (rc != SHM_TABLE_OK)
-            return -1;
-        begin(e, INTENT_LEASE);
-        n += e->state != SHM_FREE && table_drop_pid(e, pid);
-        end(e);
-        shm_unlock(&e->lock);
-    }
-    return n;
-}
-
-
 int
 shm_table_restore(struct shm_table *t, const uint8_t key[SHM_KEY_LEN],
                   const struct shm_session *s, const struct shm_rebuild *rb,
@@ -943,99 +844,4 @@ shm_table_restore(struct shm_table *t, const uint8_t key[SHM_KEY_LEN],
     end(e);
     shm_unlock(&e->lock);
     return SHM_TABLE_OK;
-}
-
-
-/* Check of the free list: every link free, every free entry on it. */
-static int
-check_freelist(struct shm_table *t, char *err, size_t errlen)
-{
-    uint32_t i = t->h->free_head, n = 0, nfree = 0;
-    int      rc;
-
-    if ((rc = lock_free(t, err, errlen)) != SHM_TABLE_OK)
-        return -1;
-    for (i = t->h->free_head; i != 0 && n <= t->h->capacity; n++) {
-        if (atomic_load_explicit(&t->e[i - 1].tag, memory_order_relaxed))
-            break;
-        i = t->e[i - 1].free_next;
-    }
-    for (uint32_t k = 0; k < t->h->capacity; k++)
-        nfree += atomic_load_explicit(&t->e[k].tag, memory_order_relaxed) == 0;
-    if (i != 0 || n != nfree
-        || n != atomic_load_explicit(&t->h->nfree, memory_order_relaxed))
-        rc = tfail(err, errlen, -1, "free list: %u linked, %u free, %u "
-                   "counted%s", n, nfree, atomic_load(&t->h->nfree),
-                   i != 0 ? ", bad link" : "");
-    shm_unlock(&t->h->free_lock);
-    return rc == SHM_TABLE_OK ? 0 : -1;
-}
-
-
-/* Check of one stripe: chains hold exactly its in-use entries, once. */
-static int
-check_stripe(struct shm_table *t, uint32_t s, uint8_t *seen, char *err,
-             size_t errlen)
-{
-    uint32_t linked = 0, used = 0;
-    int      rc;
-
-    if ((rc = lock_stripe(t, s, NULL, err, errlen)) != SHM_TABLE_OK)
-        return -1;
-    for (uint32_t b = s; rc == 0 && b < t->h->nbuckets; b += NSTRIPES) {
-        for (uint32_t i = t->buckets[b]; rc == 0 && i != 0;
-             i = t->e[i - 1].chain_next)
-        {
-            struct entry *e = &t->e[i - 1];
-            if (seen[i - 1]++ || bucket_of(t, e->key) != b
-                || atomic_load(&e->tag) != (TAG_USED | s))
-                rc = tfail(err, errlen, -1, "stripe %u: entry %u wrongly "
-                           "linked", s, i - 1);
-            linked++;
-        }
-    }
-    for (uint32_t k = 0; rc == 0 && k < t->h->capacity; k++)
-        used += atomic_load(&t->e[k].tag) == (TAG_USED | s);
-    if (rc == 0 && used != linked)
-        rc = tfail(err, errlen, -1, "stripe %u: %u in use, %u linked", s,
-                   used, linked);
-    shm_unlock(&t->h->stripe[s]);
-    return rc == 0 ? 0 : -1;
-}
-
-
-static int
-check_entry(struct shm_table *t, uint32_t i, char *err, size_t errlen)
-{
-    struct entry *e = &t->e[i];
-    int           rc = lock_entry(t, e, NULL, err, errlen), ok;
-
-    if (rc != SHM_TABLE_OK)
-        return -1;
-    ok = table_entry_sane(e)
-         && atomic_load(&e->intent) == INTENT_NONE
-         && (e->size == SHM_SIZE_UNKNOWN || e->held.n == 0
-             || e->held.r[e->held.n - 1].end <= e->size)
-         && (e->state == SHM_FREE || (atomic_load(&e->tag) & TAG_USED));
-    shm_unlock(&e->lock);
-    return ok ? 0 : tfail(err, errlen, -1, "entry %u: inconsistent", i);
-}
-
-
-int
-shm_table_check(struct shm_table *t, char *err, size_t errlen)
-{
-    uint8_t *seen = calloc(t->h->capacity, 1);
-    int      rc = 0;
-
-    if (seen == NULL)
-        return tfail(err, errlen, -1, "out of memory");
-    if (check_freelist(t, err, errlen) < 0)
-        rc = -1;
-    for (uint32_t s = 0; rc == 0 && s < NSTRIPES; s++)
-        rc = check_stripe(t, s, seen, err, errlen);
-    for (uint32_t i = 0; rc == 0 && i < t->h->capacity; i++)
-        rc = check_entry(t, i, err, errlen);
-    free(seen);
-    return rc;
 }
