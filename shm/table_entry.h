@@ -1,5 +1,7 @@
 /* table_entry: what table_entry.c, the index and the entry locks, gives
- * the other parts of the table. Private to shm/table_*.c.
+ * the other parts of the table. Its public calls (shm_table_claim, _find,
+ * _activate, _view, _abort, _remove, _restore) are in shm/table.h.
+ * Private to shm/table_*.c.
  *
  * Every lock goes through these wrappers: each takes the lock with the
  * table's timeout, repairs what it guards if the last holder died
@@ -26,7 +28,13 @@ int  table_lock_entry(struct shm_table *t, struct entry *e,
 int  table_remove_idx(struct shm_table *t, uint32_t idx, uint32_t gen,
                       int orphan, char *err, size_t errlen);
 
-/* Entry lock held: drops the leases whose deadline is before now. */
-void table_drop_expired_leases(struct entry *e, int64_t now);
+/* Locks the entry a ref names if it still names a live session (else
+ * GONE, unlocked). v, if not NULL, is zeroed first. */
+int  table_entry_get(struct shm_table *t, struct shm_ref ref,
+                     struct entry **e_r, struct shm_view *v,
+                     char *err, size_t errlen);
+/* Entry lock held: the snapshot callers get (v may be NULL; v->pid is
+ * left alone). */
+void table_fill_view(const struct entry *e, struct shm_view *v);
 
 #endif

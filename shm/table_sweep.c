@@ -11,6 +11,7 @@
 
 #include "shm/lock.h"
 #include "shm/table_entry.h"
+#include "shm/table_lease.h"
 #include "shm/table_repair.h"
 
 
