@@ -2,6 +2,21 @@
  * helpers on it, shared by the files that implement shm/table.h and by
  * nothing else: the rest of the tree includes shm/table.h only.
  *
+ * The table in parts, each file calling only those listed below it:
+ *   table_segment.c  the segment as a whole: create, attach, detach,
+ *                    unlink, layout checks, settings, counters
+ *   table_sweep.c    maintenance: expiry scan, forget_pid, check
+ *   table_lease.c    writing a session: leases, commits, held ranges,
+ *                    deferred size, complete_begin/end
+ *   table_entry.c    the index, the lock wrappers (with the glue that
+ *                    repairs after a dead holder), and the life of an
+ *                    entry: claim, find, activate, view, abort, remove,
+ *                    restore
+ *   table_repair.c   rebuilding what a dead holder's lock guards, called
+ *                    with that lock held; shm_table_reset
+ * Each but segment and sweep (which nothing else calls) has a private
+ * header, table_<part>.h, that is its whole interface to the others.
+ *
  * Three kinds of robust lock, always taken in this order and never more than
  * one of each: a stripe lock (guards the bucket chains of 1/64 of the
  * buckets), then either the free-list lock or one entry lock. An entry's
