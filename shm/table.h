@@ -22,7 +22,11 @@
  *
  * Calls take no I/O and never sleep longer than the lock timeout, except
  * that the repair callback may run inside one after a holder died. All
- * times are unix seconds chosen by the caller. */
+ * times are unix seconds chosen by the caller.
+ *
+ * The one header callers include. The code is split by concern into
+ * shm/table_*.c (segment, entry, lease, sweep, repair); the map is at the
+ * top of shm/table_internal.h. */
 #ifndef SHM_TABLE_H
 #define SHM_TABLE_H
 
