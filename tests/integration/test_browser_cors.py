@@ -168,7 +168,9 @@ def test_browser_preflight_and_exposed_headers():
     try:
         with PageServer(root) as page:
             origin = "http://127.0.0.1:%d" % page.port
-            with Daemon(**{"security.cors_origins": [origin]}) as d:
+            with Daemon(**{"security.cors_origins": [origin],
+                           # the page sends 2 numbered chunks of 5 bytes
+                           "uploads.chunksize": 5}) as d:
                 _check(node, d, page, origin)
     finally:
         shutil.rmtree(root, ignore_errors=True)
