@@ -18,6 +18,7 @@
 #include "netmon/netmon.h"
 #include "shm/stats.h"
 #include "shm/table.h"
+#include "worker/accesslog.h"
 
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -66,6 +67,12 @@ start(struct master *m)
     if (log_open(m->conf.log_target, (enum log_level)m->conf.log_level, err,
                  sizeof(err)) < 0) {
         fprintf(stderr, "hmac-file-server: %s\n", err);
+        return 1;
+    }
+    /* Opened here, as root and with stderr still open, so a wrong path
+     * fails the start visibly; workers inherit it. */
+    if (accesslog_open(m->conf.access_log, &m->alog, err, sizeof(err)) < 0) {
+        fprintf(stderr, "hmac-file-server: logging.access_log: %s\n", err);
         return 1;
     }
     /* Blocked from here on: the master takes signals with sigtimedwait,

@@ -20,6 +20,7 @@
 #include "lib/conf/conf.h"
 #include "lib/util/log.h"
 #include "shm/stats.h"
+#include "worker/accesslog.h"
 #include "worker/conn.h"
 #include "worker/pause.h"
 #include "worker/session.h"
@@ -76,6 +77,10 @@ on_signal(struct loop_io *io, uint32_t events)
             break;
         case SIGUSR1:
             log_reopen();
+            if (accesslog_reopen(w->alog) < 0)
+                log_warn("cannot reopen the access log %s: %s (still "
+                         "writing to the old file)", w->conf->access_log,
+                         strerror(errno));
             break;
         default:
             break;
@@ -176,6 +181,7 @@ worker_run(const struct worker_init *init)
     w.index = init->index;
     w.netmon = init->netmon;
     w.generation = init->generation;
+    w.alog = init->alog;
     if ((w.loop = loop_create()) == NULL
         || (w.pool = syncpool_create(w.loop, SYNC_THREADS)) == NULL
         || setup_signals(&w) < 0) {
