@@ -1,11 +1,15 @@
 /* accesslog.c: the request log.
  *
- * Cost: a line is assembled in the sink's own buffer (each worker has its own
- * copy of the struct after fork) and leaves with one write(2) or send(2), so
- * lines of several workers appending to one O_APPEND file never interleave
- * and a killed worker loses nothing already answered. The timestamps are
- * formatted once a second. Nothing here blocks the loop on a slow syslog:
- * the datagram is sent MSG_DONTWAIT and dropped if the socket is full.
+ * Cost: lines are assembled in the sink's own buffer (each worker has its
+ * own copy of the struct after fork) and a file gets them with one write(2)
+ * per turn of the event loop (accesslog_flush, from worker.c), not one per
+ * line: on a busy worker a turn answers many requests, and a write costs
+ * more than formatting a line (docs/performance.md). The buffer holds whole
+ * lines only and O_APPEND places each write whole, so lines of several
+ * workers never interleave; a worker killed mid-turn loses that turn's lines
+ * only. The timestamps are formatted once a second. Syslog gets one
+ * datagram per line, sent MSG_DONTWAIT and dropped if the socket is full:
+ * nothing here waits for a slow syslog daemon.
  *
  * Secrets: the query string (where every signature lives) is never logged,
  * nor the Referer's. A tus upload URL is a capability (its id alone lets
@@ -31,7 +35,8 @@
 #include "lib/conf/conf.h"
 #include "worker/conn.h"
 
-#define LINE_CAP     4096      /* under PIPE_BUF: one write, one line */
+#define LINE_CAP     4096      /* one line, at most */
+#define BUF_CAP      (16 * LINE_CAP)      /* lines of one loop turn */
 #define PATH_CAP     1024      /* escaped output per field, at most */
 #define AGENT_CAP    512
 #define SID_CAP      160
@@ -47,7 +52,8 @@ struct accesslog {
     char   stamp[40];                      /* "05/Dec/2026:07:54:22 +0000" */
     char   syshdr[80];                     /* "<190>Dec  5 07:54:22 tag[pid]: " */
     size_t syshdr_len;
-    char   line[LINE_CAP];
+    size_t len;                            /* bytes in buf not yet written */
+    char   buf[BUF_CAP];
 };
 
 /* ---- the sink ------------------------------------------------------------ */
@@ -101,11 +107,22 @@ accesslog_open(const char *target, struct accesslog **out, char *err,
     return 0;
 }
 
+void
+accesslog_flush(struct accesslog *al)
+{
+    if (al == NULL || al->len == 0)
+        return;
+    ssize_t w = write(al->fd, al->buf, al->len);
+    (void)w;            /* a full disk must not stop the serving */
+    al->len = 0;
+}
+
 int
 accesslog_reopen(struct accesslog *al)
 {
     if (al == NULL)
         return 0;
+    accesslog_flush(al);        /* what came before goes to the old file */
     int fd = open_sink(al);
     if (fd < 0)
         return -1;
@@ -121,24 +138,26 @@ accesslog_close(struct accesslog *al)
 {
     if (al == NULL)
         return;
+    accesslog_flush(al);
     close(al->fd);
     free(al);
 }
 
+/* The line is at buf + len, n bytes. */
 static void
 emit(struct accesslog *al, size_t n)
 {
     if (!al->syslog) {
-        al->line[n++] = '\n';
-        ssize_t w = write(al->fd, al->line, n);
-        (void)w;        /* a full disk must not stop the serving */
+        al->buf[al->len + n++] = '\n';
+        al->len += n;
         return;
     }
+    const char *line = al->buf + al->len;
     int flags = MSG_DONTWAIT | MSG_NOSIGNAL;
-    if (send(al->fd, al->line, n, flags) < 0
+    if (send(al->fd, line, n, flags) < 0
         && (errno == ECONNREFUSED || errno == ENOTCONN)
         && accesslog_reopen(al) == 0)          /* syslogd restarted */
-        (void)send(al->fd, al->line, n, flags);
+        (void)send(al->fd, line, n, flags);
 }
 
 /* ---- the line ------------------------------------------------------------ */
@@ -313,7 +332,9 @@ accesslog_request(struct conn *c)
     if (c->in != NULL && c->method >= 0 && c->in->req.target != NULL)
         r = &c->in->req;
     stamps(al);
-    struct out o = { al->line, 0, sizeof(al->line) - 1 };
+    if (BUF_CAP - al->len < LINE_CAP)
+        accesslog_flush(al);
+    struct out o = { al->buf + al->len, 0, LINE_CAP - 1 };
     if (al->syslog)
         put(&o, al->syshdr, al->syshdr_len);
     put_addr(&o, c->peer);

@@ -127,6 +127,7 @@ on_tick(void *data)
     }
     if (w->accepting && w->nconns >= w->conf->max_connections)
         stop_accepting(w);
+    accesslog_flush(w->alog);    /* lines of timeouts closed above */
 }
 
 static void
@@ -134,6 +135,8 @@ on_batch_end(void *data)
 {
     struct worker *w = data;
     conn_free_dead(w);
+    /* One write for every line of this turn: docs/performance.md. */
+    accesslog_flush(w->alog);
     if (w->stopping && w->nconns == 0 && syncpool_pending(w->pool) == 0)
         loop_stop(w->loop);
 }
@@ -227,6 +230,7 @@ worker_run(const struct worker_init *init)
         conn_close(c);
     }
     conn_free_dead(&w);
+    accesslog_flush(w.alog);
     pause_fini(&w);
     syncpool_destroy(w.pool);    /* waits for running jobs */
     loop_destroy(w.loop);
