@@ -182,6 +182,22 @@ puts_(struct out *o, const char *s)
     put(o, s, strlen(s));
 }
 
+/* Numbers by hand: printf's machinery would be the costliest part of a
+ * line. `width` pads with zeros (the milliseconds). */
+static void
+put_u64(struct out *o, uint64_t v, int width)
+{
+    char d[24];
+    int  n = 0;
+
+    do {
+        d[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0 || n < width);
+    while (n > 0 && o->n < o->cap)
+        o->b[o->n++] = d[--n];
+}
+
 /* Client bytes: at most `budget` output bytes, escapes never cut. */
 static void
 put_escaped(struct out *o, const char *s, size_t len, size_t budget)
@@ -320,7 +336,6 @@ accesslog_request(struct conn *c)
     struct accesslog *al = c->w->alog;
     const struct http_request *r = NULL;
     const char *tus_id = NULL, *h;
-    char num[96];
 
     if (!c->req_live)
         return;
@@ -348,19 +363,24 @@ accesslog_request(struct conn *c)
     /* No answer started: the connection ended first (nginx's 499). */
     uint64_t body = c->sent > c->head_len ? c->sent - c->head_len : 0;
     int64_t ms = loop_now_ms(c->w->loop) - c->req_start_ms;
-    snprintf(num, sizeof(num), " %d %llu ", c->status ? c->status : 499,
-             (unsigned long long)body);
-    puts_(&o, num);
+    put(&o, " ", 1);
+    put_u64(&o, (uint64_t)(c->status ? c->status : 499), 0);
+    put(&o, " ", 1);
+    put_u64(&o, body, 0);
+    put(&o, " ", 1);
     h = r ? http_header_get(r, "Referer") : NULL;
     put_quoted(&o, h, h ? strcspn(h, "?#") : 0, AGENT_CAP);
     put(&o, " ", 1);
     h = r ? http_header_get(r, "User-Agent") : NULL;
     put_quoted(&o, h, h ? strlen(h) : 0, AGENT_CAP);
-    snprintf(num, sizeof(num), " in=%llu t=%lld.%03lld",
-             (unsigned long long)c->body_bytes,
-             (long long)(ms < 0 ? 0 : ms / 1000),
-             (long long)(ms < 0 ? 0 : ms % 1000));
-    puts_(&o, num);
+    if (ms < 0)
+        ms = 0;
+    puts_(&o, " in=");
+    put_u64(&o, c->body_bytes, 0);
+    puts_(&o, " t=");
+    put_u64(&o, (uint64_t)ms / 1000, 0);
+    put(&o, ".", 1);
+    put_u64(&o, (uint64_t)ms % 1000, 3);
     put_session(&o, c, r, tus_id);
     c->log_id[0] = '\0';
     emit(al, o.n);
