@@ -199,12 +199,18 @@ pid_of() {
                *) echo "$NGX_PID";; esac
 }
 
-# The servers of a wrk test: for get4k and put also ours with the access
-# log on, between the other two.
+# The servers of a wrk test in run $2: for get4k and put also ours with the
+# access log on. Three servers take turns at going first (run 1: hfs,
+# 2: hfslog, 3: nginx), so none always runs in the same place (a slow
+# drift of the machine's load would favour one); two keep the old order.
 servers_of() {
-    case $1 in get4k|put) [ "$ACCESS_LOG" = 1 ] && {
-        echo "hfs hfslog nginx"; return; };; esac
-    echo "hfs nginx"
+    local test=$1 run=$2 s
+    local -a l=(hfs nginx)
+    case $test in get4k|put) [ "$ACCESS_LOG" = 1 ] && l=(hfs hfslog nginx);;
+    esac
+    [ ${#l[@]} = 2 ] && { echo "${l[*]}"; return; }
+    s=$(( (run - 1) % 3 ))
+    echo "${l[*]:s} ${l[*]:0:s}"
 }
 
 # After a run of hfslog: how many lines it wrote (the report checks one
@@ -255,7 +261,7 @@ bench_get() {           # test size
     local test=$1 size=$2 run srv
     log "$test: wrk -t2 -c64 -d${DUR}s GET /get/$size.bin"
     for run in $(seq "$RUNS"); do
-        for srv in $(servers_of "$test"); do
+        for srv in $(servers_of "$test" "$run"); do
             [ "$srv" = hfslog ] && : >"$ACCESS"
             run_wrk "$test" "$srv" "$run" -t2 -c64 -d"${DUR}s" \
                 "http://127.0.0.1:$(port_of $srv)/get/$size.bin"
@@ -268,7 +274,7 @@ bench_put() {
     local run srv tag stored
     log "put: wrk -t2 -c16 -d${DUR}s PUT ${PUT_SIZE} B, a new URL each"
     for run in $(seq "$RUNS"); do
-        for srv in $(servers_of put); do
+        for srv in $(servers_of put "$run"); do
             tag=p$run$srv
             python3 "$here/sign_urls.py" --secret "$SECRET" --size "$PUT_SIZE" \
                 --tag "$tag" --threads 2 --count "$PUT_URLS" \
