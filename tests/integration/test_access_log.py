@@ -172,6 +172,30 @@ def test_hostile_bytes_are_escaped():
                        for ln in read(path).splitlines()), read(path)
 
 
+def holding(pids, path):
+    """Pids among `pids` with an fd open on `path`."""
+    out = []
+    for pid in pids:
+        try:
+            fds = os.listdir("/proc/%d/fd" % pid)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink("/proc/%d/fd/%s" % (pid, fd)) == path:
+                    out.append(pid)
+                    break
+            except OSError:
+                pass
+    return out
+
+
+def wait_reopened(d, path):
+    """Every worker has let go of the renamed file (path + ".1")."""
+    hfs.wait_for(lambda: not holding(d.worker_pids(), path + ".1"), 10,
+                 "every worker to reopen %s" % path)
+
+
 def one_conn_per_worker(d):
     """Open connections, one held by each worker (accepting is the
     kernel's choice: keep trying)."""
@@ -197,7 +221,7 @@ def test_reopened_on_sigusr1_by_workers_and_respawned_workers():
         os.kill(d.pid, signal.SIGUSR1)
         hfs.wait_for(lambda: "log reopened" in d.log(), 5, "master reopen")
         hfs.wait_for(lambda: os.path.exists(path), 5, "new access log")
-        time.sleep(0.3)               # every worker takes its signal
+        wait_reopened(d, path)
         conns = one_conn_per_worker(d)
         for i, c in enumerate(conns):
             c.send(build_request("GET", "/al/after-%d" % i))
@@ -211,9 +235,12 @@ def test_reopened_on_sigusr1_by_workers_and_respawned_workers():
         victim = d.worker_pids()[0]
         os.kill(victim, signal.SIGKILL)
         d.wait_workers(2, exclude=(victim,))
-        for i in range(20):
-            assert d.get("al/respawned-%d" % i).status == 404
-        lines(path, 22)
+        for i, c in enumerate(one_conn_per_worker(d)):
+            c.send(build_request("GET", "/al/respawned-%d" % i))
+            assert c.read_response("GET").status == 404
+            c.close()
+        assert sorted(x["path"] for x in lines(path, 4))[2:] == [
+            "/al/respawned-0", "/al/respawned-1"], read(path)
         assert "respawned" not in read(path + ".1")
 
 
@@ -348,9 +375,10 @@ def test_reload_switches_the_file():
         d.cfg["logging"]["access_log"] = new
         with open(d.conf_path, "w") as f:
             f.write(hfs.config_text(d.cfg))
+        old = d.worker_pids()
         os.kill(d.pid, signal.SIGHUP)
         hfs.wait_for(lambda: "generation 2" in d.log(), 10, "reload")
-        time.sleep(0.3)
+        d.wait_workers(2, exclude=old)      # only the new generation
         assert d.get("rl/two").status == 404
         assert [x["path"] for x in lines(new, 1)] == ["/rl/two"]
         assert "/rl/two" not in read(path)
@@ -389,7 +417,7 @@ def test_logrotate_entry_rotates_the_access_log():
             assert p.returncode == 0, p
             assert "/lr/one" in read(path + ".1"), os.listdir(logdir)
             hfs.wait_for(lambda: "log reopened" in d.log(), 5, "SIGUSR1")
-            time.sleep(0.3)
+            wait_reopened(d, path)
             assert d.get("lr/two").status == 404
             assert [x["path"] for x in lines(path, 1)] == ["/lr/two"]
             assert "/lr/two" not in read(path + ".1")
