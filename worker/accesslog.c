@@ -98,7 +98,8 @@ accesslog_open(const char *target, struct accesslog **out, char *err,
         return -1;
     }
     if ((al->fd = open_sink(al)) < 0) {
-        snprintf(err, errlen, "cannot open access log %s: %s", target,
+        snprintf(err, errlen, al->syslog ? "cannot connect to the syslog "
+                 "socket %s: %s" : "cannot open %s: %s", al->path,
                  strerror(errno));
         free(al);
         return -1;

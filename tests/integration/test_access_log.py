@@ -356,14 +356,19 @@ def test_bad_targets_refused():
                                capture_output=True, text=True)
             assert r.returncode == 1 and "logging.access_log" in r.stderr \
                 and words in r.stderr and "hfs.conf:" in r.stderr, r
-        # A file that cannot be opened fails the start, on stderr.
-        d.cfg["logging"]["access_log"] = "/nonexistent-dir/access.log"
-        with open(d.conf_path, "w") as f:
-            f.write(hfs.config_text(d.cfg))
-        r = subprocess.run([hfs.HFS_BIN, "-f", "-c", d.conf_path],
-                           capture_output=True, text=True, timeout=10)
-        assert r.returncode == 1, r
-        assert "/nonexistent-dir/access.log" in r.stderr, r
+        # A file that cannot be opened, or a syslog socket nobody listens
+        # on, fails the start, on stderr.
+        for bad, words in (("/nonexistent-dir/access.log", "cannot open"),
+                           ("syslog:/nonexistent-dir/log.sock",
+                            "syslog socket")):
+            d.cfg["logging"]["access_log"] = bad
+            with open(d.conf_path, "w") as f:
+                f.write(hfs.config_text(d.cfg))
+            r = subprocess.run([hfs.HFS_BIN, "-f", "-c", d.conf_path],
+                               capture_output=True, text=True, timeout=10)
+            assert r.returncode == 1, r
+            assert "logging.access_log" in r.stderr and words in r.stderr \
+                and bad.split(":")[-1] in r.stderr, r
 
 
 def test_reload_switches_the_file():
