@@ -86,6 +86,8 @@ install: $(BIN)
 	install -m 0644 etc/hmac-file-server.service $(DESTDIR)/lib/systemd/system/
 	install -d $(DESTDIR)/etc/logrotate.d
 	install -m 0644 etc/logrotate.hmac-file-server $(DESTDIR)/etc/logrotate.d/hmac-file-server
+	@# The sample config's access log goes here; root-owned, as logrotate wants.
+	install -d -m 0755 $(DESTDIR)/var/log/hmac-file-server
 	@# Never overwrite an operator's config.
 	test -e $(DESTDIR)/etc/hmac-file-server/hmac-file-server.conf || \
 	    install -m 0640 etc/hmac-file-server.conf $(DESTDIR)/etc/hmac-file-server/

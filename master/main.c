@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "lib/conf/conf.h"
+#include "lib/util/linesink.h"
 #include "lib/util/log.h"
 #include "master/master.h"
 #include "netmon/netmon.h"
@@ -87,6 +88,12 @@ start(struct master *m)
     if (log_open(m->conf.log_target, (enum log_level)m->conf.log_level, err,
                  sizeof(err)) < 0) {
         fprintf(stderr, "hmac-file-server: %s\n", err);
+        return 1;
+    }
+    /* Opened here, as root and with stderr still open, so a wrong path
+     * fails the start visibly; workers inherit it. */
+    if (linesink_open(m->conf.access_log, &m->alog, err, sizeof(err)) < 0) {
+        fprintf(stderr, "hmac-file-server: logging.access_log: %s\n", err);
         return 1;
     }
     /* Blocked from here on: the master takes signals with sigtimedwait,

@@ -12,6 +12,7 @@
 
 #define MASTER_MAX_CHILDREN 512
 
+struct linesink;
 struct stats;
 struct netmon_shared;
 struct shm_table;
@@ -35,6 +36,7 @@ struct master {
     struct stats *stats;
     struct shm_table *table;  /* resumable sessions (shm/table.h) */
     void         *tls_ctx;    /* SSL_CTX for tls: listeners, or NULL */
+    struct linesink *alog;   /* logging.access_log, NULL when off */
     struct netmon_shared *netmon;   /* shared page netmon writes */
     int           netmon_wake_fd;   /* eventfd netmon writes, workers watch */
     int64_t       netmon_respawn_at_ms;

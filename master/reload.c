@@ -16,6 +16,7 @@
 
 #include "lib/tls/tls.h"
 #include "lib/util/clock.h"
+#include "lib/util/linesink.h"
 #include "lib/util/log.h"
 #include "shm/stats.h"
 
@@ -78,6 +79,27 @@ keep_restart_only(struct master *m, struct conf *next)
     }
 }
 
+/* A changed logging.access_log is opened for the new generation; the old
+ * one keeps its own copy until it exits. If the new one cannot be opened,
+ * the old target stays, as for logging.target. */
+static void
+reopen_access_log(struct master *m, struct conf *next)
+{
+    struct linesink *al;
+    char err[512];
+
+    if (strcmp(next->access_log, m->conf.access_log) == 0)
+        return;
+    if (linesink_open(next->access_log, &al, err, sizeof(err)) < 0) {
+        log_error("reload: %s (keeping the old access log)", err);
+        memcpy(next->access_log, m->conf.access_log,
+               sizeof(next->access_log));
+        return;
+    }
+    linesink_close(m->alog);
+    m->alog = al;
+}
+
 static int
 load_next(struct master *m, struct conf *next)
 {
@@ -130,6 +152,7 @@ master_reload(struct master *m)
                     sizeof(err)) < 0)
         log_error("reload: %s (keeping the old log)", err);
     log_set_level((enum log_level)next.log_level);
+    reopen_access_log(m, &next);
 
     /* Close what the new configuration no longer lists; old workers keep
      * their own copies until they exit. */

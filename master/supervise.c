@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/util/linesink.h"
 #include "lib/util/log.h"
 #include "netmon/netmon.h"
 #include "shm/stats.h"
@@ -79,7 +80,7 @@ spawn_worker(struct master *m, int index)
             .parent_fd = m->alive_pipe[0],
             .generation = m->generation,
             .netmon = m->netmon, .netmon_wake_fd = m->netmon_wake_fd,
-            .table = m->table,
+            .table = m->table, .alog = m->alog,
         };
         _exit(worker_run(&wi));
     }
@@ -386,6 +387,11 @@ master_run(struct master *m)
         case SIGUSR1:
             log_reopen();
             log_info("log reopened");
+            /* The master writes no access lines, but workers it forks
+             * later inherit its copy: it must follow the rotation too. */
+            if (linesink_reopen(m->alog) < 0)
+                log_warn("cannot reopen the access log %s: %s",
+                         m->conf.access_log, strerror(errno));
             signal_children(m, SIGUSR1, false);
             break;
         default:

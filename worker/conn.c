@@ -31,6 +31,7 @@
 #include "lib/conf/conf.h"
 #include "lib/util/log.h"
 #include "shm/stats.h"
+#include "worker/accesslog.h"
 #include "worker/admin.h"
 #include "worker/cors.h"
 #include "worker/download.h"
@@ -177,6 +178,7 @@ conn_close(struct conn *c)
         return;
     struct worker *w = c->w;
     c->closed = true;
+    accesslog_request(c);        /* cut before its answer was all sent */
     if (c->up)
         upload_abort(c);
     if (c->tus)
@@ -299,6 +301,7 @@ timeout(struct conn *c)
         break;
     case CONN_BODY:
         log_info("%s: request body stalled, closing", c->peer);
+        c->status = 408;         /* for the access log: nothing is sent */
         conn_close(c);
         break;
     case CONN_WRITE:
@@ -410,6 +413,9 @@ start_write(struct conn *c, struct http_head *h, const char *body, size_t len)
         memcpy(c->wbuf + h->len, body, len);
     c->wlen = h->len + len;
     c->wpos = 0;
+    c->req_live = true;
+    c->sent = 0;
+    c->head_len = h->len;
     c->state = CONN_WRITE;
     set_deadline(c, c->w->conf->writetimeout);
     stats_count_request(c->w->stats, c->method, c->status);
@@ -512,6 +518,7 @@ conn_send_continue(struct conn *c)
 static void
 response_done(struct conn *c)
 {
+    accesslog_request(c);
     end_response(c);
     c->served = true;
     c->method = -1;      /* no request yet: a 408 next is not a HEAD's */
@@ -589,6 +596,7 @@ flush_output(struct conn *c)
             return;
         }
         c->wpos += (size_t)n;
+        c->sent += (uint64_t)n;
         c->w->stats->bytes_out += (uint64_t)n;
         set_deadline(c, c->w->conf->writetimeout);
     }
@@ -609,6 +617,7 @@ flush_output(struct conn *c)
         }
         c->file_off += (uint64_t)n;
         c->file_left -= (uint64_t)n;
+        c->sent += (uint64_t)n;
         c->w->stats->bytes_out += (uint64_t)n;
         set_deadline(c, c->w->conf->writetimeout);
         if (c->ssl == NULL && c->file_left > 0)
@@ -664,6 +673,7 @@ on_head(void *owner, struct http_request *req)
     struct conn *c = owner;
 
     c->method = req->method;
+    c->req_live = true;
     c->keepalive = req->keepalive;
     c->state = CONN_BODY;
     c->body_bytes = 0;
@@ -767,6 +777,10 @@ process_input(struct conn *c)
         if (c->state == CONN_IDLE) {
             c->state = CONN_HEAD;
             set_deadline(c, c->w->conf->readtimeout);
+            /* A request begins: the access log counts from here. */
+            c->req_start_ms = loop_now_ms(c->w->loop);
+            c->status = 0;
+            c->sent = c->head_len = c->body_bytes = 0;
         }
         size_t used;
         c->in_parser = true;

@@ -25,6 +25,7 @@ struct shm_table;
 struct syncpool;
 struct upload;
 struct tus;
+struct linesink;
 
 enum conn_state {
     CONN_IDLE,      /* keep-alive, between requests */
@@ -69,6 +70,7 @@ struct worker {
     int                 index;          /* worker number in its generation */
     int64_t             next_janitor_ms;
     bool                janitor_running;
+    struct linesink   *alog;           /* NULL: logging.access_log off */
 };
 
 struct conn {
@@ -108,6 +110,12 @@ struct conn {
      * point into in->head and live until the response is sent. */
     const char      *rel, *query;
     size_t           rel_len;
+
+    /* the access log's view of the request (accesslog.c) */
+    bool             req_live;      /* begun, not yet logged */
+    int64_t          req_start_ms;
+    uint64_t         sent, head_len;    /* this response: bytes out, head */
+    char             log_id[16];    /* tus upload created, shortened id */
 };
 
 #define CONN_RBUF_SIZE (256 * 1024)

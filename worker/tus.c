@@ -47,6 +47,7 @@
 #include "lib/util/decimal.h"
 #include "lib/util/log.h"
 #include "shm/stats.h"
+#include "worker/accesslog.h"
 #include "worker/conn.h"
 #include "worker/session.h"
 #include "worker/syncpool.h"
@@ -935,6 +936,7 @@ respond_done(struct tus *t, struct conn *c)
         snprintf(location, sizeof(location), "%s" TUS_RESOURCE "%s",
                  c->w->conf->url_prefix, t->id);
         http_head_add(&h, "Location", "%s", location);
+        accesslog_note_id(c, t->id);
     }
     http_head_add(&h, "Upload-Offset", "%llu", (unsigned long long)offset);
     add_expires(c, &h, active);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "lib/conf/conf.h"
+#include "lib/util/linesink.h"
 #include "lib/util/log.h"
 #include "shm/stats.h"
 #include "worker/conn.h"
@@ -97,6 +98,10 @@ on_signal(struct loop_io *io, uint32_t events)
             break;
         case SIGUSR1:
             log_reopen();
+            if (linesink_reopen(w->alog) < 0)
+                log_warn("cannot reopen the access log %s: %s (still "
+                         "writing to the old file)", w->conf->access_log,
+                         strerror(errno));
             break;
         default:
             break;
@@ -145,6 +150,7 @@ on_tick(void *data)
     }
     if (w->accepting && w->nconns >= w->conf->max_connections)
         stop_accepting(w);
+    linesink_flush(w->alog);    /* lines of timeouts closed above */
 }
 
 static void
@@ -152,6 +158,8 @@ on_batch_end(void *data)
 {
     struct worker *w = data;
     conn_free_dead(w);
+    /* One write for every line of this turn: docs/performance.md. */
+    linesink_flush(w->alog);
     if (w->stopping && w->nconns == 0 && syncpool_pending(w->pool) == 0)
         loop_stop(w->loop);
 }
@@ -199,6 +207,7 @@ worker_run(const struct worker_init *init)
     w.index = init->index;
     w.netmon = init->netmon;
     w.generation = init->generation;
+    w.alog = init->alog;
     if ((w.loop = loop_create()) == NULL
         || (w.pool = syncpool_create(w.loop, SYNC_THREADS)) == NULL
         || setup_signals(&w) < 0) {
@@ -244,6 +253,7 @@ worker_run(const struct worker_init *init)
         conn_close(c);
     }
     conn_free_dead(&w);
+    linesink_flush(w.alog);
     pause_fini(&w);
     syncpool_destroy(w.pool);    /* waits for running jobs */
     loop_destroy(w.loop);

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+struct linesink;
 struct conf;
 struct netmon_shared;
 struct shm_table;
@@ -29,6 +30,7 @@ struct worker_init {
     struct netmon_shared *netmon; /* NULL: no network change detection */
     struct shm_table *table;      /* resumable sessions, mapped by master */
     int           netmon_wake_fd;
+    struct linesink *alog;       /* the master's, inherited; NULL: off */
 };
 
 int worker_run(const struct worker_init *init);

@@ -527,6 +527,27 @@ set_target(struct ld *ld, const config_setting_t *s, const struct key *k)
     return 0;
 }
 
+/* The access log: "off", "syslog" (/dev/log), "syslog:/SOCKET" (another
+ * datagram socket), or a file path with a '/' (as for logging.target). */
+static int
+set_access_log(struct ld *ld, const config_setting_t *s, const struct key *k)
+{
+    const char *v = NULL;
+
+    if (set_str(ld, s, k) < 0)
+        return -1;
+    v = ld->c->access_log;
+    if (strcmp(v, "off") == 0 || strcmp(v, "syslog") == 0)
+        return 0;
+    if (strncmp(v, "syslog:", 7) == 0 && v[7] != '/')
+        return fail(ld, s, "want \"syslog:\" followed by the absolute path "
+                    "of a datagram socket");
+    if (strncmp(v, "syslog:", 7) != 0 && strchr(v, '/') == NULL)
+        return fail(ld, s, "want \"off\", \"syslog\", \"syslog:/SOCKET\" "
+                    "or a path containing '/'");
+    return 0;
+}
+
 static int
 set_level(struct ld *ld, const config_setting_t *s, const struct key *k)
 {
@@ -882,6 +903,7 @@ static const struct key tls_keys[] = {
 static const struct key logging_keys[] = {
     { "target", set_target, F(log_target), 1, 0 },
     { "level",  set_level,  F(log_level),  0, 0 },
+    { "access_log", set_access_log, F(access_log), 1, 0 },
     { NULL, NULL, 0, 0, 0, 0 }
 };
 
@@ -1064,6 +1086,7 @@ conf_defaults(struct conf *c)
     c->max_retries = 3;
     snprintf(c->log_target, sizeof(c->log_target), "stderr");
     c->log_level = LOG_LVL_INFO;
+    snprintf(c->access_log, sizeof(c->access_log), "off");
 }
 
 static int

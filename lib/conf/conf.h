@@ -88,6 +88,8 @@ struct conf {
     /* logging */
     char     log_target[CONF_PATH_MAX]; /* "stderr", "syslog" or a path */
     int      log_level;                 /* enum log_level */
+    char     access_log[CONF_PATH_MAX]; /* "off", "syslog[:SOCKET]" or a
+                                           path: one line per request */
 };
 
 void conf_defaults(struct conf *c);

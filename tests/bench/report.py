@@ -13,6 +13,8 @@ import statistics
 import sys
 
 SERVERS = ("hfs", "nginx")
+# The same daemon with logging.access_log on ("hfslog") against "hfs".
+LOG_SERVERS = ("hfslog", "hfs")
 
 # key: (label, higher is better), in table order. (*) = not the same work.
 FIGURES = {
@@ -70,9 +72,10 @@ def fnum(x):
 class Figure:
     """One measured quantity, per server a list of per-run values."""
 
-    def __init__(self, key):
+    def __init__(self, key, servers=SERVERS):
         self.label, self.higher_better = FIGURES[key]
-        self.vals = {s: [] for s in SERVERS}
+        self.servers = servers
+        self.vals = {s: [] for s in servers}
 
     def med(self, s):
         v = self.vals[s]
@@ -88,11 +91,11 @@ class Figure:
                                fnum(max(v)))
 
     def overlap(self):
-        a, b = self.vals["hfs"], self.vals["nginx"]
+        a, b = (self.vals[s] for s in self.servers)
         return bool(a and b) and min(a) <= max(b) and min(b) <= max(a)
 
     def ratio(self):
-        a, b = self.med("hfs"), self.med("nginx")
+        a, b = (self.med(s) for s in self.servers)
         if a is None or b is None or b == 0:
             return "-"
         return "%.2f" % (a / b)
@@ -141,6 +144,7 @@ def add_wrk(test, kv, put_body, add):
 
 def build(rows):
     F = {}
+    L = {}          # access log on vs off
     warnings = []
     machine = {}
     put_body = 65536
@@ -151,7 +155,11 @@ def build(rows):
         where = "%s %s run %s" % (test, srv, run)
 
         def add(key, value, srv=srv):
-            F.setdefault(key, Figure(key)).vals[srv].append(value)
+            if srv == "hfslog":
+                L.setdefault(key, Figure(key, LOG_SERVERS)).vals[srv].append(
+                    value)
+            else:
+                F.setdefault(key, Figure(key)).vals[srv].append(value)
 
         if test == "machine":
             machine.update(kv)
@@ -177,6 +185,13 @@ def build(rows):
             add("big.mbs", int(kv["bytes"]) / secs / 1e6)
             if int(kv.get("server_cpu_ms", -1)) >= 0:
                 add("big.cpu", int(kv["server_cpu_ms"]))
+        elif test == "accesslog":
+            want = {r2: int(kv2["requests"]) for t2, s2, r2, kv2 in rows
+                    if t2 == kv["test"] and s2 == srv}.get(run, 0)
+            if int(kv["lines"]) < want:
+                warnings.append("%s %s: %s requests answered, only %s access "
+                                "log lines" % (where, kv["test"], want,
+                                               kv["lines"]))
         elif test == "idle":
             if int(kv["closed"]):
                 warnings.append("%s: server closed %s idle connections"
@@ -201,8 +216,12 @@ def build(rows):
             if k.startswith("big."):
                 F[k].label = F[k].label.replace("1 GiB", size)
         machine["big"] = size
+    for k, f in L.items():
+        if k in F:
+            f.vals["hfs"] = list(F[k].vals["hfs"])
     ordered = {k: F[k] for k in FIGURES if k in F}
-    return ordered, machine, warnings
+    logged = {k: L[k] for k in FIGURES if k in L}
+    return ordered, logged, machine, warnings
 
 
 def header(m):
@@ -258,7 +277,20 @@ def targets(F, machine):
     return out
 
 
-def render(F, machine, warnings):
+def render_log(L):
+    out = ["## Access log: on vs off", "",
+           "The same daemon twice in the same run, alternating, the second "
+           "with logging.access_log writing every request to a file.", "",
+           "| measurement | access log on | off | on/off | |",
+           "|---|---|---|---|---|"]
+    for f in L.values():
+        out.append("| %s | %s | %s | %s | %s |" % (
+            f.label, f.cell("hfslog"), f.cell("hfs"), f.ratio(),
+            "within noise" if f.overlap() else ""))
+    return out + [""]
+
+
+def render(F, L, machine, warnings):
     out = header(machine)
     out.append("")
     out.append("| measurement | hmac-file-server | nginx | ours/nginx | |")
@@ -276,6 +308,8 @@ def render(F, machine, warnings):
                "(user space); kernel socket buffers are not included for "
                "either server.")
     out.append("")
+    if L:
+        out.extend(render_log(L))
     out.extend(targets(F, machine))
     if warnings:
         out.extend(["", "## Warnings", ""])
@@ -287,8 +321,8 @@ def main():
     if len(sys.argv) != 3:
         print("usage: report.py RAW OUT.md", file=sys.stderr)
         return 2
-    F, machine, warnings = build(parse(sys.argv[1]))
-    text = render(F, machine, warnings)
+    F, L, machine, warnings = build(parse(sys.argv[1]))
+    text = render(F, L, machine, warnings)
     with open(sys.argv[2], "w") as f:
         f.write(text)
     sys.stdout.write("\n" + text)

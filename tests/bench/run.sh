@@ -10,6 +10,10 @@
 #         servers, 2000 connections)
 #   big   one 1 GiB PUT with curl
 #
+# GET 4 KiB and PUT also run a second daemon, "hfslog", identical but with
+# logging.access_log writing to a file, so the cost of the access log is
+# measured in the same run (BENCH_ACCESS_LOG=0 leaves it out).
+#
 # Every measurement runs BENCH_RUNS times (default 3), alternating servers,
 # and the report gives the median and the range: the machine is shared and
 # the numbers are noisy. Results: build/bench/results.md (+ raw.txt).
@@ -18,6 +22,7 @@
 #
 # Knobs (environment): BENCH_RUNS=3 BENCH_DURATION=10 BENCH_IDLE_CONNS=2000
 #   BENCH_BIG_MB=1024 BENCH_ONLY="get4k get1m put idle big"
+#   BENCH_ACCESS_LOG=1
 #   BENCH_TMPDIR=/tmp (storage for both servers: one filesystem)
 #   HFS_BIN=path (default $BUILD/hmac-file-server)
 set -uo pipefail
@@ -32,6 +37,7 @@ DUR=${BENCH_DURATION:-10}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-2000}
 BIG_MB=${BENCH_BIG_MB:-1024}
 ONLY=${BENCH_ONLY:-"get4k get1m put idle big"}
+ACCESS_LOG=${BENCH_ACCESS_LOG:-1}
 PUT_SIZE=65536
 PUT_URLS=60000              # per wrk thread and run; wrk.lua counts wraps
 SECRET="bench-secret-$$-$RANDOM"
@@ -57,12 +63,14 @@ mkdir -p "$OUT" || die "cannot create $OUT"
 tmp=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/hfs-bench.XXXXXX") || die "mktemp"
 DATA=$tmp/data
 STORAGE=$DATA/storage
-mkdir -p "$STORAGE" "$DATA/staging" "$DATA/nginx-body" "$tmp/nginx" \
+mkdir -p "$STORAGE" "$DATA/staging" "$DATA/staging-log" "$DATA/nginx-body" \
+    "$tmp/nginx" \
     || die mkdir
 RAW=$tmp/raw.txt
 : >"$RAW"
 
-HFS_PID= NGX_PID= HFS_PORT= NGX_PORT= starts=0
+HFS_PID= NGX_PID= HFS_PORT= NGX_PORT= HFSL_PID= HFSL_PORT= starts=0
+ACCESS=$tmp/access.log      # hfslog's access log, emptied after each run
 
 free_port() {
     python3 -c 'import socket; s = socket.socket()
@@ -104,35 +112,43 @@ wait_http() {           # port path pid: until any HTTP answer, 10 s
 
 # The port is free when free_port looks and may be taken (by any client's
 # ephemeral port) before the server binds it: each start tries 3 ports.
-start_hfs() {
+start_hfs() {           # [hfslog]: the one with the access log on
     local try
     for try in 1 2 3; do
-        try_start_hfs && return 0
-        stop_hfs
+        try_start_hfs "${1:-hfs}" && return 0
+        if [ "${1:-hfs}" = hfs ]; then stop_hfs; else stop_hfslog; fi
     done
     cat "$tmp/hfs.log" >&2
     die "daemon did not start"
 }
 
 try_start_hfs() {
+    local which=$1 port pid access=off staging=$DATA/staging
     starts=$((starts + 1))
-    HFS_PORT=$(free_port)
-    cat >"$tmp/hfs.conf" <<EOF
-server: { listen = [ "127.0.0.1:$HFS_PORT" ]; workers = 2;
+    port=$(free_port)
+    [ "$which" = hfslog ] && access=$ACCESS staging=$DATA/staging-log
+    cat >"$tmp/$which.conf" <<EOF
+server: { listen = [ "127.0.0.1:$port" ]; workers = 2;
           max_connections = 8192; shutdown_grace = 3; };
-storage: { dir = "$STORAGE"; staging = "$DATA/staging";
+storage: { dir = "$STORAGE"; staging = "$staging";
            max_upload_size = "2G"; min_free = "64M"; };
 security: { secrets = [ "$SECRET" ]; };
 network: { networkchangedetection = false; };
 uploads: { shm_name = "/hfs-bench-$$-$starts"; };
-logging: { target = "stderr"; level = "warn"; };
+logging: { target = "stderr"; level = "warn"; access_log = "$access"; };
 EOF
-    "$BIN" -f -c "$tmp/hfs.conf" >>"$tmp/hfs.log" 2>&1 &
-    HFS_PID=$!
-    wait_http "$HFS_PORT" /health "$HFS_PID"
+    "$BIN" -f -c "$tmp/$which.conf" >>"$tmp/hfs.log" 2>&1 &
+    pid=$!
+    if [ "$which" = hfs ]; then
+        HFS_PID=$pid HFS_PORT=$port
+    else
+        HFSL_PID=$pid HFSL_PORT=$port
+    fi
+    wait_http "$port" /health "$pid"
 }
 
 stop_hfs() { stop_pid "$HFS_PID"; HFS_PID=; }
+stop_hfslog() { stop_pid "$HFSL_PID"; HFSL_PID=; }
 
 start_nginx() {
     local try
@@ -166,6 +182,7 @@ stop_nginx() { stop_pid "$NGX_PID"; NGX_PID=; }
 
 cleanup() {
     stop_hfs
+    stop_hfslog
     stop_nginx
     rm -f /dev/shm/hfs-bench-$$-* 2>/dev/null
     rm -rf "$tmp"
@@ -173,8 +190,36 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port_of() { [ "$1" = hfs ] && echo "$HFS_PORT" || echo "$NGX_PORT"; }
-pid_of() { [ "$1" = hfs ] && echo "$HFS_PID" || echo "$NGX_PID"; }
+port_of() {
+    case $1 in hfs) echo "$HFS_PORT";; hfslog) echo "$HFSL_PORT";;
+               *) echo "$NGX_PORT";; esac
+}
+pid_of() {
+    case $1 in hfs) echo "$HFS_PID";; hfslog) echo "$HFSL_PID";;
+               *) echo "$NGX_PID";; esac
+}
+
+# The servers of a wrk test in run $2: for get4k and put also ours with the
+# access log on. Three servers take turns at going first (run 1: hfs,
+# 2: hfslog, 3: nginx), so none always runs in the same place (a slow
+# drift of the machine's load would favour one); two keep the old order.
+servers_of() {
+    local test=$1 run=$2 s
+    local -a l=(hfs nginx)
+    case $test in get4k|put) [ "$ACCESS_LOG" = 1 ] && l=(hfs hfslog nginx);;
+    esac
+    [ ${#l[@]} = 2 ] && { echo "${l[*]}"; return; }
+    s=$(( (run - 1) % 3 ))
+    echo "${l[*]:s} ${l[*]:0:s}"
+}
+
+# After a run of hfslog: how many lines it wrote (the report checks one
+# per request), then empty the file so the disk does not fill up.
+access_lines() {
+    record "accesslog hfslog $2 test=$1 lines=$(wc -l <"$ACCESS")" \
+           "bytes=$(stat -c %s "$ACCESS")"
+    : >"$ACCESS"
+}
 cpu_ms() { python3 "$here/proctree.py" cpu "$(pid_of "$1")"; }
 
 record() { echo "$*" >>"$RAW"; }
@@ -203,7 +248,7 @@ seed_files() {
              -T "$tmp/seed.$size" "http://127.0.0.1:$HFS_PORT$t")" = 201 ] \
             || { cat "$tmp/hfs.log" >&2
                  die "cannot store the GET test file of $size bytes"; }
-        for srv in hfs nginx; do
+        for srv in hfs nginx ${HFSL_PID:+hfslog}; do
             curl -s -m 30 -o "$tmp/check" \
                 "http://127.0.0.1:$(port_of $srv)/get/$size.bin"
             cmp -s "$tmp/check" "$tmp/seed.$size" \
@@ -216,9 +261,11 @@ bench_get() {           # test size
     local test=$1 size=$2 run srv
     log "$test: wrk -t2 -c64 -d${DUR}s GET /get/$size.bin"
     for run in $(seq "$RUNS"); do
-        for srv in hfs nginx; do
+        for srv in $(servers_of "$test" "$run"); do
+            [ "$srv" = hfslog ] && : >"$ACCESS"
             run_wrk "$test" "$srv" "$run" -t2 -c64 -d"${DUR}s" \
                 "http://127.0.0.1:$(port_of $srv)/get/$size.bin"
+            [ "$srv" = hfslog ] && access_lines "$test" "$run"
         done
     done
 }
@@ -227,7 +274,7 @@ bench_put() {
     local run srv tag stored
     log "put: wrk -t2 -c16 -d${DUR}s PUT ${PUT_SIZE} B, a new URL each"
     for run in $(seq "$RUNS"); do
-        for srv in hfs nginx; do
+        for srv in $(servers_of put "$run"); do
             tag=p$run$srv
             python3 "$here/sign_urls.py" --secret "$SECRET" --size "$PUT_SIZE" \
                 --tag "$tag" --threads 2 --count "$PUT_URLS" \
@@ -236,9 +283,11 @@ bench_put() {
             # Start each run with a clean disk queue: the previous run's
             # dirty pages must not be flushed on this one's time.
             sync -f "$STORAGE"
+            [ "$srv" = hfslog ] && : >"$ACCESS"
             BENCH_URLS=$tmp/urls BENCH_BODY=$PUT_SIZE \
                 run_wrk put "$srv" "$run" -t2 -c16 -d"${DUR}s" \
                 "http://127.0.0.1:$(port_of $srv)/"
+            [ "$srv" = hfslog ] && access_lines put "$run"
             stored=$(find "$STORAGE" -mindepth 1 -maxdepth 1 -name "$tag-*" |
                      wc -l)
             record "putstored $srv $run stored=$stored body=$PUT_SIZE"
@@ -329,14 +378,17 @@ t0=$(date +%s)
 machine
 start_hfs
 start_nginx
+[ "$ACCESS_LOG" = 1 ] && start_hfs hfslog
 log "daemon on :$HFS_PORT (pid $HFS_PID), nginx on :$NGX_PORT" \
-    "(pid $NGX_PID), data in $DATA"
+    "(pid $NGX_PID), data in $DATA" \
+    "${HFSL_PID:+; with access log: :$HFSL_PORT (pid $HFSL_PID)}"
 seed_files
 want get4k && bench_get get4k 4096
 want get1m && bench_get get1m 1048576
 want put && bench_put
 want big && bench_big
 stop_hfs
+stop_hfslog
 stop_nginx
 want idle && bench_idle
 log "done in $(( $(date +%s) - t0 )) s"

@@ -252,7 +252,7 @@ def _relocated_sample(root, user, port=None):
     otherwise exactly what an operator gets."""
     text = open(os.path.join(REPO, "etc", "hmac-file-server.conf")).read()
     for path in ("/etc/hmac-file-server/", "/var/lib/hmac-file-server",
-                 "/run/hmac-file-server.pid"):
+                 "/var/log/hmac-file-server/", "/run/hmac-file-server.pid"):
         text = text.replace('"' + path, '"' + root + path)
     text = text.replace('"hmac-file-server"', '"%s"' % user)
     text = text.replace('shm_name = "/hmac-file-server"',

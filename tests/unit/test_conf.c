@@ -773,6 +773,29 @@ test_modes(void)
                "t.conf:2: storage.dir_mode: ", "owner needs at least 0700");
 }
 
+static void
+test_access_log(void)
+{
+    static const char *good[] = { "off", "syslog", "syslog:/run/x.sock",
+                                  "/var/log/a.log", "./a.log" };
+
+    CU_ASSERT_EQUAL(load(SEC), 0);
+    CU_ASSERT_STRING_EQUAL(c.access_log, "off");
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        char text[256];
+        snprintf(text, sizeof(text), SEC "logging: { access_log = \"%s\"; };",
+                 good[i]);
+        CU_ASSERT_EQUAL(load(text), 0);
+        CU_ASSERT_STRING_EQUAL(c.access_log, good[i]);
+    }
+    expect_err(SEC "logging: { access_log = \"sylog\"; };\n",
+               "t.conf:2: logging.access_log: ", "containing '/'");
+    expect_err(SEC "logging: { access_log = \"syslog:run/x\"; };\n",
+               "t.conf:2: logging.access_log: ", "absolute path");
+    expect_err(SEC "logging: { access_log = \"\"; };\n",
+               "t.conf:2: logging.access_log: ", "empty");
+}
+
 /* A reload that fails must leave the running configuration as it was. */
 static void
 test_failure_keeps_output(void)
@@ -898,6 +921,7 @@ static CU_TestInfo tests[] = {
     { "include", test_include },
     { "misc values", test_misc_values },
     { "file and directory modes", test_modes },
+    { "logging.access_log", test_access_log },
     { "failed load leaves output alone", test_failure_keeps_output },
     { "shipped configs load", test_shipped_configs },
     CU_TEST_INFO_NULL
