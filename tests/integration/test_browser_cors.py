@@ -244,8 +244,10 @@ def _check(node, d, page, origin):
 
 
 # Headers a page cannot set (the browser does) or that are not a request's.
+# Referer and User-Agent are only written to the access log, as the browser
+# sent them.
 FORBIDDEN = {"content-length", "transfer-encoding", "expect", "origin",
-             "host"}
+             "host", "referer", "user-agent"}
 # Response headers a page may read without exposure, or that are the
 # browser's business.
 SAFELISTED = {"cache-control", "content-language", "content-length",
