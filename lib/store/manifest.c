@@ -381,30 +381,53 @@ reader_get(struct reader *rd, uint64_t off, size_t n, const unsigned char **p)
 enum frame_rc { FRAME_OK, FRAME_TORN, FRAME_CORRUPT, FRAME_IOERR };
 
 
+/* The REC_HDR bytes at p: FRAME_OK and the payload length *plen, or
+ * FRAME_TORN if they cannot start a record. */
+static enum frame_rc
+frame_head(const unsigned char *p, uint32_t *plen)
+{
+    *plen = get32(p + 8);
+    /* An unchecked length may be garbage from a torn write: only the CRC
+     * can tell, so a bad magic or length is a torn tail, not corruption. */
+    if (get32(p) != REC_MAGIC || *plen > REC_PAYLOAD_MAX)
+        return FRAME_TORN;
+    return FRAME_OK;
+}
+
+
+/* The whole record at p (plen from frame_head), read at file offset off:
+ * FRAME_OK, FRAME_TORN (bad CRC) or FRAME_CORRUPT. */
+static enum frame_rc
+frame_check(const unsigned char *p, uint32_t plen, uint64_t off)
+{
+    if (crc32c(0, p, REC_HDR + plen) != get32(p + REC_HDR + plen))
+        return FRAME_TORN;
+    /* From here the bytes are what a writer meant: oddities are real. */
+    if (p[4] != REC_VERSION || get16(p + 6) != 0 || get64(p + 12) != off)
+        return FRAME_CORRUPT;
+    return FRAME_OK;
+}
+
+
 static enum frame_rc
 frame_read(struct reader *rd, uint64_t off, const unsigned char **rec,
            size_t *reclen)
 {
     const unsigned char *p;
     uint32_t             plen;
+    enum frame_rc        f;
     int                  rc;
 
     rc = reader_get(rd, off, REC_HDR, &p);
     if (rc <= 0)
         return rc < 0 ? FRAME_IOERR : FRAME_TORN;
-    plen = get32(p + 8);
-    /* An unchecked length may be garbage from a torn write: only the CRC
-     * can tell, so a bad magic or length is a torn tail, not corruption. */
-    if (get32(p) != REC_MAGIC || plen > REC_PAYLOAD_MAX)
-        return FRAME_TORN;
+    if ((f = frame_head(p, &plen)) != FRAME_OK)
+        return f;
     rc = reader_get(rd, off, REC_HDR + plen + REC_TRAILER, &p);
     if (rc <= 0)
         return rc < 0 ? FRAME_IOERR : FRAME_TORN;
-    if (crc32c(0, p, REC_HDR + plen) != get32(p + REC_HDR + plen))
-        return FRAME_TORN;
-    /* From here the bytes are what a writer meant: oddities are real. */
-    if (p[4] != REC_VERSION || get16(p + 6) != 0 || get64(p + 12) != off)
-        return FRAME_CORRUPT;
+    if ((f = frame_check(p, plen, off)) != FRAME_OK)
+        return f;
     *rec = p;
     *reclen = REC_HDR + plen + REC_TRAILER;
     return FRAME_OK;
