@@ -1,7 +1,7 @@
-/* fuzz_manifest: lib/store/manifest.c, replay and recovery of a session's
+/* fuzz_manifest: lib/store/manifest*.c, replay and recovery of a session's
  * manifest from whatever bytes a crash, a bad disk or a bug left behind.
  *
- * fuzz-sources: lib/store/manifest.c lib/util/crc32c.c lib/util/ranges.c
+ * fuzz-sources: lib/store/manifest.c lib/store/manifest_dir.c lib/store/manifest_record.c lib/util/crc32c.c lib/util/ranges.c
  * fuzz-libs:    -lcrypto
  * fuzz-args:    -max_len=65536
  *
@@ -9,8 +9,8 @@
  * never carry a good CRC, so the mode lets the fuzzer past it: 0 writes the
  * bytes as they are; 1 recomputes the CRC of every record that is framed
  * completely; 2 also sets each record's seq to its offset; 3 also fixes
- * magic, version and flags (the record layout of docs/recovery.md, copied
- * below: if it changes, fix REC_* here or the fixups stop helping). The
+ * magic, version and flags (the record layout of docs/recovery.md, with
+ * REC_* from lib/store/manifest_record.h, so the fixups follow it). The
  * session is opened under a staging directory in /dev/shm (fsync is free
  * there) and replayed, loaded, truncated and appended to. Properties:
  *   - never a crash, a hang, or an error other than the documented ones;
@@ -32,14 +32,11 @@
 #include <unistd.h>
 
 #include "lib/store/manifest.h"
+#include "lib/store/manifest_record.h"
 #include "lib/util/crc32c.h"
 #include "lib/util/ranges.h"
 #include "tests/fuzz/fuzz.h"
 
-#define REC_MAGIC       0x314d4648u
-#define REC_HDR         20
-#define REC_TRAILER     4
-#define REC_PAYLOAD_MAX 8192
 #define STOPPED         42
 
 static char    staging[64];
@@ -119,7 +116,7 @@ fixup(uint8_t *b, size_t n, int mode)
             put64(b + off + 12, off);
         if (mode >= 3) {
             put32(b + off, REC_MAGIC);
-            b[off + 4] = 1;
+            b[off + 4] = REC_VERSION;
             b[off + 6] = b[off + 7] = 0;
         }
         put32(b + off + REC_HDR + plen, crc32c(0, b + off, REC_HDR + plen));

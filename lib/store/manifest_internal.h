@@ -1,0 +1,25 @@
+/* manifest_internal: what manifest.c and manifest_dir.c share, the open
+ * session handle and two helpers. Private to lib/store/manifest*.c. */
+#ifndef LIB_STORE_MANIFEST_INTERNAL_H
+#define LIB_STORE_MANIFEST_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/store/manifest.h"
+
+struct manifest {
+    int      dfd, fd, datafd;
+    uint64_t valid_end;                 /* records up to here were checked */
+    uint32_t records;                   /* ... and there are this many */
+    int      failed;                    /* a write or sync failed: no more */
+    char     hex[MANIFEST_KEY_HEXLEN + 1];
+};
+
+/* Formats err (if given), sets errno = e, returns -1. */
+int manifest_fail(char *err, size_t errlen, int e, const char *fmt, ...);
+/* pwrite of all n bytes at off, retrying EINTR; a zero write is ENOSPC. */
+int manifest_pwrite_all(int fd, const unsigned char *p, size_t n,
+                        uint64_t off);
+
+#endif
