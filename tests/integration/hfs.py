@@ -504,6 +504,38 @@ def parse_metrics(text):
     return m
 
 
+
+# ---------------------------------------------------------------- npm
+
+def node_with(src_dir, node_dir, module):
+    """node, after `npm ci` of the package.json and package-lock.json in
+    src_dir into node_dir (under build/: a fresh checkout has none; a changed
+    lock file reinstalls). module: one it must then find installed. Skips
+    when node or npm is missing."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        raise Skip("node and npm are needed for %s" % module)
+
+    def read(path):
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError:
+            return None
+
+    lock = read(os.path.join(src_dir, "package-lock.json"))
+    mods = os.path.join(node_dir, "node_modules")
+    if (read(os.path.join(node_dir, "package-lock.json")) != lock
+            or not os.path.isdir(os.path.join(mods, module))):
+        os.makedirs(node_dir, exist_ok=True)
+        for f in ("package.json", "package-lock.json"):
+            shutil.copy(os.path.join(src_dir, f), node_dir)
+        p = subprocess.run([npm, "ci", "--no-audit", "--no-fund"],
+                           cwd=node_dir, capture_output=True, timeout=300)
+        assert p.returncode == 0, "npm ci failed:\n%s" % (
+            p.stderr.decode()[-2000:])
+    return node
+
 # ---------------------------------------------------------------- processes
 
 def proc_stat(pid):

@@ -32,34 +32,11 @@ TUS = "1.0.0"
 OCTET = "application/offset+octet-stream"
 
 
-def _read(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return None
-
-
 def _node():
-    """node, after installing the locked playwright-core under build/ (a
-    changed lock file reinstalls)."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        raise hfs.Skip("node and npm are needed to drive Chromium")
+    """node, with the locked playwright-core installed under build/."""
     if not os.access(CHROMIUM, os.X_OK):
         raise hfs.Skip("no %s (.ci/deps.sh installs it)" % CHROMIUM)
-    lock = _read(os.path.join(DRIVER_DIR, "package-lock.json"))
-    mods = os.path.join(NODE_DIR, "node_modules")
-    if (_read(os.path.join(NODE_DIR, "package-lock.json")) != lock
-            or not os.path.isdir(os.path.join(mods, "playwright-core"))):
-        os.makedirs(NODE_DIR, exist_ok=True)
-        for f in ("package.json", "package-lock.json"):
-            shutil.copy(os.path.join(DRIVER_DIR, f), NODE_DIR)
-        p = subprocess.run([npm, "ci", "--no-audit", "--no-fund"],
-                           cwd=NODE_DIR, capture_output=True, timeout=300)
-        assert p.returncode == 0, "npm ci failed:\n%s" % (
-            p.stderr.decode()[-2000:])
-    return node
+    return hfs.node_with(DRIVER_DIR, NODE_DIR, "playwright-core")
 
 
 class _Page(http.server.SimpleHTTPRequestHandler):

@@ -12,7 +12,6 @@ import hmac
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
 
@@ -589,32 +588,9 @@ def test_method_override_and_cors():
 
 # ---------------------------------------------------------------- tus-js-client
 
-def _read(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return None
-
-
 def _node_client():
-    """node, after installing the locked tus-js-client under build/ (a
-    fresh checkout has none; a changed lock file reinstalls)."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        raise hfs.Skip("node and npm are needed for tus-js-client")
-    lock = _read(os.path.join(CLIENT_DIR, "package-lock.json"))
-    mods = os.path.join(NODE_DIR, "node_modules")
-    if (_read(os.path.join(NODE_DIR, "package-lock.json")) != lock
-            or not os.path.isdir(os.path.join(mods, "tus-js-client"))):
-        os.makedirs(NODE_DIR, exist_ok=True)
-        for f in ("package.json", "package-lock.json"):
-            shutil.copy(os.path.join(CLIENT_DIR, f), NODE_DIR)
-        p = subprocess.run([npm, "ci", "--no-audit", "--no-fund"],
-                           cwd=NODE_DIR, capture_output=True, timeout=300)
-        assert p.returncode == 0, "npm ci failed:\n%s" % (
-            p.stderr.decode()[-2000:])
-    return node
+    """node, with the locked tus-js-client installed under build/."""
+    return hfs.node_with(CLIENT_DIR, NODE_DIR, "tus-js-client")
 
 
 def _run_client(node, d, job):
