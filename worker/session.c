@@ -12,7 +12,7 @@
  * connection that died silently (a phone that changed networks) blocks a
  * retry of its range for at most that long. */
 #define _GNU_SOURCE
-#include "worker/session.h"
+#include "worker/session_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,54 +32,10 @@
 #include "worker/pause.h"
 #include "worker/syncpool.h"
 
-#define LEASE_S          60    /* a silent writer blocks a retry this long */
 #define CREATE_S         30    /* a CREATING claim older than this is dead */
-
-enum job_kind { J_NONE, J_NOTIFY, J_OPEN, J_COMMIT, J_PUBLISH, J_TERMINATE, J_SIZE,
-                J_VERIFY };
-
-struct sess {
-    struct sync_job        job;
-    struct worker         *w;
-    uint8_t                key[MANIFEST_KEY_LEN];
-    struct manifest_header hdr;
-    struct shm_ref         ref;
-    bool                   have_ref, leased, is_new;
-    struct shm_lease       lease;
-    struct manifest       *m;
-    uint64_t               a, b;           /* leased range */
-    uint64_t               written;        /* bytes written from a */
-    uint64_t               committed;      /* bytes durable from a */
-    uint32_t               crc;            /* of [committed, written) */
-
-    enum job_kind          kind;
-    bool                   create;
-    uint64_t               job_from, job_to;
-    uint32_t               job_crc;
-    int                    job_rc, job_errno, publish_rc;
-    int                    notify_rc;      /* J_NOTIFY's answer */
-    bool                   expect_sha;
-    uint8_t                sha_expected[32];
-    char                   err[256];
-
-    sess_cb               *cb;
-    void                  *cb_arg;
-    bool                   finishing;      /* finish waits for a commit */
-    bool                   detached;
-    bool                   discard;        /* uncommitted bytes unwanted */
-    uint64_t               new_size;       /* J_SIZE */
-    uint64_t               verify_off, verify_len;   /* J_VERIFY */
-    uint32_t               verify_crc;
-};
 
 static void job_done(struct sync_job *job);
 static void job_work(struct sync_job *job);
-
-static int64_t
-now_s(void)
-{
-    return (int64_t)time(NULL);
-}
 
 struct sess *
 sess_new(struct worker *w, const uint8_t key[MANIFEST_KEY_LEN],
@@ -115,8 +71,8 @@ sess_busy(const struct sess *s)
     return s->kind != J_NONE;
 }
 
-static void
-submit(struct sess *s, enum job_kind kind)
+void
+sess_submit(struct sess *s, enum job_kind kind)
 {
     s->kind = kind;
     /* Commits are durability and may run during a network pause; a
@@ -127,8 +83,8 @@ submit(struct sess *s, enum job_kind kind)
         syncpool_submit(s->w->pool, &s->job);
 }
 
-static void
-finish_cb(struct sess *s, int rc)
+void
+sess_answer(struct sess *s, int rc)
 {
     sess_cb *cb = s->cb;
     s->cb = NULL;
@@ -219,8 +175,8 @@ expected_sha(const struct sess *s, uint8_t out[32])
     return true;
 }
 
-static void
-publish(struct sess *s)
+void
+sess_publish_work(struct sess *s)
 {
     uint8_t sha[32], want[32];
     int dfd = session_dir(s), data = manifest_data_fd(s->m);
@@ -270,8 +226,8 @@ out:
 
 /* CRC-32C of the held bytes [verify_off, +verify_len) against what a
  * repeated request carried: 0 same, 1 different, -1 unreadable. */
-static int
-verify_range(struct sess *s)
+int
+sess_verify_range(struct sess *s)
 {
     static __thread char buf[128 * 1024];
     uint64_t off = s->verify_off, end = s->verify_off + s->verify_len;
@@ -290,11 +246,41 @@ verify_range(struct sess *s)
     return crc == s->verify_crc ? 0 : 1;
 }
 
+void
+sess_commit_work(struct sess *s)
+{
+    struct manifest_chunk ch;
+
+    ch.offset = s->a + s->job_from;
+    ch.length = s->job_to - s->job_from;
+    ch.number = 0;
+    ch.crc = s->job_crc;
+    s->job_rc = manifest_append_chunks(s->m, &ch, 1, s->err,
+                                       sizeof(s->err));
+    s->job_errno = errno;
+}
+
+void
+sess_size_work(struct sess *s)
+{
+    /* The data file grows by pwrite while the length is deferred and
+     * may hold unwanted bytes past the end (a discarded body): cut it
+     * to the size, which publication links as it is. */
+    if (ftruncate(manifest_data_fd(s->m), (off_t)s->new_size) < 0) {
+        s->job_rc = -1;
+        snprintf(s->err, sizeof(s->err), "ftruncate: %s",
+                 strerror(errno));
+    } else {
+        s->job_rc = manifest_append_size(s->m, s->new_size, s->err,
+                                         sizeof(s->err));
+    }
+    s->job_errno = errno;
+}
+
 static void
 job_work(struct sync_job *job)
 {
     struct sess *s = (struct sess *)job;
-    struct manifest_chunk ch;
 
     s->job_rc = 0;
     switch (s->kind) {
@@ -303,33 +289,16 @@ job_work(struct sync_job *job)
         s->job_errno = errno;
         break;
     case J_COMMIT:
-        ch.offset = s->a + s->job_from;
-        ch.length = s->job_to - s->job_from;
-        ch.number = 0;
-        ch.crc = s->job_crc;
-        s->job_rc = manifest_append_chunks(s->m, &ch, 1, s->err,
-                                           sizeof(s->err));
-        s->job_errno = errno;
+        sess_commit_work(s);
         break;
     case J_PUBLISH:
-        publish(s);
+        sess_publish_work(s);
         break;
     case J_VERIFY:
-        s->job_rc = verify_range(s);
+        s->job_rc = sess_verify_range(s);
         break;
     case J_SIZE:
-        /* The data file grows by pwrite while the length is deferred and
-         * may hold unwanted bytes past the end (a discarded body): cut it
-         * to the size, which publication links as it is. */
-        if (ftruncate(manifest_data_fd(s->m), (off_t)s->new_size) < 0) {
-            s->job_rc = -1;
-            snprintf(s->err, sizeof(s->err), "ftruncate: %s",
-                     strerror(errno));
-        } else {
-            s->job_rc = manifest_append_size(s->m, s->new_size, s->err,
-                                             sizeof(s->err));
-        }
-        s->job_errno = errno;
+        sess_size_work(s);
         break;
     case J_TERMINATE:
         if (s->m)
@@ -367,7 +336,7 @@ static void
 notify(struct sess *s, int rc)
 {
     s->notify_rc = rc;
-    submit(s, J_NOTIFY);
+    sess_submit(s, J_NOTIFY);
 }
 
 void
@@ -381,7 +350,7 @@ sess_open(struct sess *s, bool create, sess_cb *cb, void *arg)
         .proto = s->hdr.proto,
     };
     struct shm_view v;
-    int64_t now = now_s();
+    int64_t now = sess_now();
     int rc;
 
     s->cb = cb;
@@ -405,7 +374,7 @@ sess_open(struct sess *s, bool create, sess_cb *cb, void *arg)
         notify(s, 0);          /* nothing on disk to open; caller decides */
         return;
     }
-    submit(s, J_OPEN);
+    sess_submit(s, J_OPEN);
 }
 
 static void
@@ -418,14 +387,14 @@ open_done(struct sess *s)
             shm_table_remove(s->w->table, s->ref, err, sizeof(err));
             s->have_ref = false;
         }
-        finish_cb(s, s->job_errno == ENOSPC || s->job_errno == EDQUOT ? 507
+        sess_answer(s, s->job_errno == ENOSPC || s->job_errno == EDQUOT ? 507
                      : s->job_errno == ENOENT ? 404 : 500);
         return;
     }
-    if (s->is_new && shm_table_activate(s->w->table, s->ref, now_s(), err,
+    if (s->is_new && shm_table_activate(s->w->table, s->ref, sess_now(), err,
                                         sizeof(err)) != SHM_TABLE_OK) {
         log_error("session %s: activate: %s", s->hdr.path, err);
-        finish_cb(s, 500);
+        sess_answer(s, 500);
         return;
     }
     struct shm_view v;
@@ -434,7 +403,7 @@ open_done(struct sess *s)
     if (!s->is_new && s->hdr.size == MANIFEST_SIZE_UNKNOWN
         && sess_view(s, &v) == 0 && v.size != SHM_SIZE_UNKNOWN)
         s->hdr.size = v.size;
-    finish_cb(s, 0);
+    sess_answer(s, 0);
 }
 
 int
@@ -469,7 +438,7 @@ sess_ranges(struct sess *s, char *buf, size_t len)
 static int
 take_lease(struct sess *s, uint64_t a, uint64_t b, struct shm_view *v)
 {
-    int64_t now = now_s();
+    int64_t now = sess_now();
     int rc = shm_table_lease(s->w->table, s->ref, a, b, now, now + LEASE_S,
                              &s->lease, v, s->err, sizeof(s->err));
     if (rc == SHM_TABLE_HELD)
@@ -556,8 +525,8 @@ sess_written(const struct sess *s)
     return s->written;
 }
 
-static bool
-start_commit(struct sess *s)
+bool
+sess_start_commit(struct sess *s)
 {
     if (s->kind != J_NONE || !s->leased || s->written == s->committed
         || s->discard)
@@ -566,36 +535,34 @@ start_commit(struct sess *s)
     s->job_to = s->written;
     s->job_crc = s->crc;
     s->crc = 0;        /* the next record's bytes start here */
-    submit(s, J_COMMIT);
+    sess_submit(s, J_COMMIT);
     return true;
 }
 
 void
 sess_checkpoint(struct sess *s)
 {
-    start_commit(s);
+    sess_start_commit(s);
 }
-
-static void release(struct sess *s);
 
 static void
 try_complete(struct sess *s)
 {
     struct shm_view v;
     char err[256];
-    int64_t now = now_s();
+    int64_t now = sess_now();
 
-    release(s);                              /* no lease while completing */
+    sess_release(s);                              /* no lease while completing */
     if (sess_view(s, &v) < 0) {
-        finish_cb(s, 500);
+        sess_answer(s, 500);
         return;
     }
     if (v.state == SHM_DONE) {
-        finish_cb(s, 200);
+        sess_answer(s, 200);
         return;
     }
     if (v.size == SHM_SIZE_UNKNOWN || v.prefix != v.size) {
-        finish_cb(s, 0);                     /* more chunks to come */
+        sess_answer(s, 0);                     /* more chunks to come */
         return;
     }
     int rc = shm_table_complete_begin(s->w->table, s->ref, now,
@@ -605,19 +572,19 @@ try_complete(struct sess *s)
         /* Being published by another request right now: "stored" would be
          * a promise the file cannot keep yet, so ask the client to come
          * back. Otherwise another write is still going: ours is durable. */
-        finish_cb(s, v.state == SHM_COMPLETING ? 503 : 0);
+        sess_answer(s, v.state == SHM_COMPLETING ? 503 : 0);
         return;
     }
     if (rc != SHM_TABLE_OK) {
         log_info("session %s: complete: %s", s->hdr.path, err);
-        finish_cb(s, v.state == SHM_DONE ? 200 : 0);
+        sess_answer(s, v.state == SHM_DONE ? 200 : 0);
         return;
     }
-    submit(s, J_PUBLISH);
+    sess_submit(s, J_PUBLISH);
 }
 
-static void
-commit_done(struct sess *s)
+void
+sess_commit_done(struct sess *s)
 {
     struct shm_view v;
     char err[256];
@@ -626,24 +593,24 @@ commit_done(struct sess *s)
         /* A failed fsync is never retried (the kernel may have dropped the
          * pages): the session keeps only what earlier records prove. */
         log_error("session %s: commit: %s", s->hdr.path, s->err);
-        release(s);
-        finish_cb(s, s->job_errno == ENOSPC ? 507 : 500);
+        sess_release(s);
+        sess_answer(s, s->job_errno == ENOSPC ? 507 : 500);
         return;
     }
     int rc = shm_table_commit(s->w->table, s->ref, s->lease,
-                              s->a + s->job_from, s->a + s->job_to, now_s(),
-                              now_s() + LEASE_S, &v, err, sizeof(err));
+                              s->a + s->job_from, s->a + s->job_to, sess_now(),
+                              sess_now() + LEASE_S, &v, err, sizeof(err));
     if (rc != SHM_TABLE_OK)
         log_warn("session %s: commit in table: %s", s->hdr.path, err);
     s->committed = s->job_to;
-    if (s->finishing && start_commit(s))
+    if (s->finishing && sess_start_commit(s))
         return;                      /* bytes arrived after that commit */
     if (s->finishing)
         try_complete(s);
 }
 
-static void
-publish_done(struct sess *s)
+void
+sess_publish_done(struct sess *s)
 {
     char err[256];
     enum shm_state to = SHM_DONE;
@@ -667,7 +634,7 @@ publish_done(struct sess *s)
     if (status == 201 || status == 200)
         log_info("stored %s (%llu bytes, resumable session)", s->hdr.path,
                  (unsigned long long)s->hdr.size);
-    shm_table_complete_end(s->w->table, s->ref, to, now_s(), err,
+    shm_table_complete_end(s->w->table, s->ref, to, sess_now(), err,
                            sizeof(err));
     /* A published PUT or chunked session frees its slot at once: a late
      * retry finds the file itself (upload.c). tus keeps it a while, since
@@ -676,27 +643,27 @@ publish_done(struct sess *s)
         && shm_table_remove(s->w->table, s->ref, err, sizeof(err))
            == SHM_TABLE_OK)
         s->have_ref = false;
-    finish_cb(s, status);
+    sess_answer(s, status);
 }
 
-static void
-size_done(struct sess *s)
+void
+sess_size_done(struct sess *s)
 {
     char err[256];
     if (s->job_rc < 0) {
         log_error("session %s: declaring the size: %s", s->hdr.path, s->err);
-        finish_cb(s, s->job_errno == ENOSPC || s->job_errno == EDQUOT ? 507
+        sess_answer(s, s->job_errno == ENOSPC || s->job_errno == EDQUOT ? 507
                      : 500);
         return;
     }
     if (shm_table_set_size(s->w->table, s->ref, s->new_size, err,
                            sizeof(err)) != SHM_TABLE_OK) {
         log_warn("session %s: size in table: %s", s->hdr.path, err);
-        finish_cb(s, 409);
+        sess_answer(s, 409);
         return;
     }
     s->hdr.size = s->new_size;
-    finish_cb(s, 0);
+    sess_answer(s, 0);
 }
 
 static void
@@ -706,7 +673,7 @@ terminate_done(struct sess *s)
     if (s->have_ref)
         shm_table_remove(s->w->table, s->ref, err, sizeof(err));
     s->have_ref = false;
-    finish_cb(s, s->job_rc < 0 ? 500 : 204);
+    sess_answer(s, s->job_rc < 0 ? 500 : 204);
 }
 
 static void
@@ -720,16 +687,16 @@ job_done(struct sync_job *job)
     s->kind = J_NONE;
     switch (kind) {
     case J_OPEN:      open_done(s); break;
-    case J_COMMIT:    commit_done(s); break;
-    case J_PUBLISH:   publish_done(s); break;
+    case J_COMMIT:    sess_commit_done(s); break;
+    case J_PUBLISH:   sess_publish_done(s); break;
     case J_TERMINATE: terminate_done(s); break;
-    case J_SIZE:      size_done(s); break;
-    case J_NOTIFY:    finish_cb(s, s->notify_rc); break;
-    case J_VERIFY:    finish_cb(s, s->job_rc == 0 ? 0 : 409); break;
+    case J_SIZE:      sess_size_done(s); break;
+    case J_NOTIFY:    sess_answer(s, s->notify_rc); break;
+    case J_VERIFY:    sess_answer(s, s->job_rc == 0 ? 0 : 409); break;
     case J_NONE:      break;
     }
     if (detached && s->kind == J_NONE) {
-        if (start_commit(s))
+        if (sess_start_commit(s))
             return;
         sess_free(s);
     }
@@ -743,12 +710,12 @@ sess_finish(struct sess *s, sess_cb *cb, void *arg)
     s->finishing = true;
     if (s->kind != J_NONE)
         return;                      /* commit_done continues */
-    if (!start_commit(s))
+    if (!sess_start_commit(s))
         try_complete(s);
 }
 
-static void
-release(struct sess *s)
+void
+sess_release(struct sess *s)
 {
     char err[256];
     if (s->leased)
@@ -763,7 +730,7 @@ sess_detach(struct sess *s)
     s->cb = NULL;
     if (s->kind != J_NONE)
         return;                      /* job_done frees */
-    if (start_commit(s))
+    if (sess_start_commit(s))
         return;
     sess_free(s);
 }
@@ -787,16 +754,16 @@ sess_set_size(struct sess *s, uint64_t size, sess_cb *cb, void *arg)
     if (sess_view(s, &v) < 0
         || shm_table_ranges(s->w->table, s->ref, &rs, err, sizeof(err))
            != SHM_TABLE_OK) {
-        finish_cb(s, 500);
+        sess_answer(s, 500);
         return;
     }
     if (v.size != SHM_SIZE_UNKNOWN || size == MANIFEST_SIZE_UNKNOWN
         || (rs.n > 0 && rs.r[rs.n - 1].end > size) || s->m == NULL) {
-        finish_cb(s, v.size == size ? 0 : 409);
+        sess_answer(s, v.size == size ? 0 : 409);
         return;
     }
     s->new_size = size;
-    submit(s, J_SIZE);
+    sess_submit(s, J_SIZE);
 }
 
 void
@@ -808,7 +775,7 @@ sess_verify(struct sess *s, uint64_t off, uint64_t len, uint32_t crc,
     s->verify_off = off;
     s->verify_len = len;
     s->verify_crc = crc;
-    submit(s, J_VERIFY);
+    sess_submit(s, J_VERIFY);
 }
 
 void
@@ -825,9 +792,9 @@ sess_terminate(struct sess *s, sess_cb *cb, void *arg)
     char err[256];
     s->cb = cb;
     s->cb_arg = arg;
-    release(s);
+    sess_release(s);
     shm_table_abort(s->w->table, s->ref, err, sizeof(err));
-    submit(s, J_TERMINATE);
+    sess_submit(s, J_TERMINATE);
 }
 
 void
@@ -835,7 +802,7 @@ sess_free(struct sess *s)
 {
     if (s == NULL)
         return;
-    release(s);
+    sess_release(s);
     if (s->m)
         manifest_close(s->m);
     free(s);
@@ -890,7 +857,7 @@ expire_one(const uint8_t key[SHM_KEY_LEN], void *arg)
 int
 sess_reclaim(struct worker *w, char *err, size_t errlen)
 {
-    return shm_table_expire_scan(w->table, now_s(), w->conf->sessiontimeout,
+    return shm_table_expire_scan(w->table, sess_now(), w->conf->sessiontimeout,
                                  expire_one, w, err, errlen);
 }
 
