@@ -1,6 +1,17 @@
 /* session_internal.h: what the parts of worker/session.h share, and
  * nothing else includes: upload.c, tus.c and worker.c use session.h only.
  *
+ * The worker's side of resumable sessions, in parts:
+ *   session.c          life cycle: new, open (claim; create or read the
+ *                      manifest), find, view, leases and writes, detach,
+ *                      abandon, terminate, free; the sync-pool job and its
+ *                      dispatcher (job_work, job_done), submit
+ *   session_publish.c  durability and publication: commits (checkpoint,
+ *                      finish), completion, publication, the deferred
+ *                      size, verifying held bytes
+ *   session_janitor.c  table maintenance: the repair callback for entries
+ *                      whose lock holder died, expiry and reclaim, the
+ *                      janitor job
  * A sess has one job in flight at most (s->kind); every job runs on the
  * pool (job_work) and comes back on the loop (job_done), which calls the
  * part that owns that kind. */
@@ -59,7 +70,7 @@ sess_now(void)
     return (int64_t)time(NULL);
 }
 
-/* Loop-side helpers (session.c). */
+/* session.c */
 /* Hand s to the pool as a job of this kind (publications wait out a
  * network pause). */
 void sess_submit(struct sess *s, enum job_kind kind);
@@ -68,9 +79,10 @@ void sess_answer(struct sess *s, int rc);
 /* Give the lease back to the table, if one is held. */
 void sess_release(struct sess *s);
 
-/* Commits, publication, size and verify. */
-/* Commit what was written since the last commit, if anything and no job
- * is in flight: true when a J_COMMIT was submitted. */
+/* session_publish.c */
+/* Commit what was written since the last commit, if a lease is held, no
+ * job is in flight and the bytes are not discarded: true when a J_COMMIT
+ * was submitted. */
 bool sess_start_commit(struct sess *s);
 /* Pool side of J_COMMIT, J_PUBLISH and J_SIZE: they set job_rc (J_PUBLISH
  * publish_rc), job_errno and err. */
