@@ -1,0 +1,101 @@
+/* session_internal.h: what the parts of worker/session.h share, and
+ * nothing else includes: upload.c, tus.c and worker.c use session.h only.
+ *
+ * The worker's side of resumable sessions, in parts:
+ *   session.c          life cycle: new, open (claim; create or read the
+ *                      manifest), find, view, leases and writes, detach,
+ *                      abandon, terminate, free; the sync-pool job and its
+ *                      dispatcher (job_work, job_done), submit
+ *   session_publish.c  durability and publication: commits (checkpoint,
+ *                      finish), completion, publication, the deferred
+ *                      size, verifying held bytes
+ *   session_janitor.c  table maintenance: the repair callback for entries
+ *                      whose lock holder died, expiry and reclaim, the
+ *                      janitor job
+ * A sess has one job in flight at most (s->kind); every job runs on the
+ * pool (job_work) and comes back on the loop (job_done), which calls the
+ * part that owns that kind. */
+#ifndef WORKER_SESSION_INTERNAL_H
+#define WORKER_SESSION_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "worker/session.h"
+#include "worker/syncpool.h"
+
+#define LEASE_S          60    /* a silent writer blocks a retry this long */
+
+enum job_kind { J_NONE, J_NOTIFY, J_OPEN, J_COMMIT, J_PUBLISH, J_TERMINATE, J_SIZE,
+                J_VERIFY };
+
+struct sess {
+    struct sync_job        job;
+    struct worker         *w;
+    uint8_t                key[MANIFEST_KEY_LEN];
+    struct manifest_header hdr;
+    struct shm_ref         ref;
+    bool                   have_ref, leased, is_new;
+    struct shm_lease       lease;
+    struct manifest       *m;
+    uint64_t               a, b;           /* leased range */
+    uint64_t               written;        /* bytes written from a */
+    uint64_t               committed;      /* bytes durable from a */
+    uint32_t               crc;            /* of [committed, written) */
+
+    enum job_kind          kind;
+    bool                   create;
+    uint64_t               job_from, job_to;
+    uint32_t               job_crc;
+    int                    job_rc, job_errno, publish_rc;
+    int                    notify_rc;      /* J_NOTIFY's answer */
+    bool                   expect_sha;
+    uint8_t                sha_expected[32];
+    char                   err[256];
+
+    sess_cb               *cb;
+    void                  *cb_arg;
+    bool                   finishing;      /* finish waits for a commit */
+    bool                   detached;
+    bool                   discard;        /* uncommitted bytes unwanted */
+    uint64_t               new_size;       /* J_SIZE */
+    uint64_t               verify_off, verify_len;   /* J_VERIFY */
+    uint32_t               verify_crc;
+};
+
+static inline int64_t
+sess_now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+/* session.c */
+/* Hand s to the pool as a job of this kind (publications wait out a
+ * network pause). */
+void sess_submit(struct sess *s, enum job_kind kind);
+/* Answer the request's callback once; a detached sess has none. */
+void sess_answer(struct sess *s, int rc);
+/* Give the lease back to the table, if one is held. */
+void sess_release(struct sess *s);
+
+/* session_publish.c */
+/* Commit what was written since the last commit, if a lease is held, no
+ * job is in flight and the bytes are not discarded: true when a J_COMMIT
+ * was submitted. */
+bool sess_start_commit(struct sess *s);
+/* Pool side of J_COMMIT, J_PUBLISH and J_SIZE: they set job_rc (J_PUBLISH
+ * publish_rc), job_errno and err. */
+void sess_commit_work(struct sess *s);
+void sess_publish_work(struct sess *s);
+void sess_size_work(struct sess *s);
+/* Pool side of J_VERIFY: CRC-32C of the held bytes [verify_off,
+ * +verify_len) against verify_crc: 0 same, 1 different, -1 unreadable. */
+int  sess_verify_range(struct sess *s);
+/* Loop side of J_COMMIT, J_PUBLISH and J_SIZE (job_done answers J_VERIFY
+ * itself). */
+void sess_commit_done(struct sess *s);
+void sess_publish_done(struct sess *s);
+void sess_size_done(struct sess *s);
+
+#endif
