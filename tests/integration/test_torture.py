@@ -187,6 +187,12 @@ class Torture:
                 time.sleep(delay * (1 + rng.random()))
                 delay = min(1.0, delay * 2)
                 continue
+            if r.status == 503 and r.header("Retry-After"):
+                # Being published by another request right now: ask again
+                # shortly, as a client does.
+                time.sleep(delay * (1 + rng.random()))
+                delay = min(1.0, delay * 2)
+                continue
             self.bump("statuses")
             self.fold_status(u, r, snap)
             return r
