@@ -32,13 +32,8 @@
 #include "lib/util/log.h"
 #include "shm/stats.h"
 #include "worker/accesslog.h"
-#include "worker/admin.h"
 #include "worker/cors.h"
-#include "worker/download.h"
-#include "worker/pause.h"
-#include "worker/storage.h"
-#include "worker/tus.h"
-#include "worker/upload.h"
+#include "worker/handler.h"
 
 #define SENDFILE_CHUNK   (2 * 1024 * 1024)   /* fairness between clients */
 #define TLS_FILE_BUF     (16 * 1024)         /* one TLS record */
@@ -179,10 +174,8 @@ conn_close(struct conn *c)
     struct worker *w = c->w;
     c->closed = true;
     accesslog_request(c);        /* cut before its answer was all sent */
-    if (c->up)
-        upload_abort(c);
-    if (c->tus)
-        tus_abort(c);
+    if (c->handler && c->handler->abort)
+        c->handler->abort(c);
     loop_del(w->loop, &c->io);
     if (c->ssl) {
         SSL_free(c->ssl);
@@ -208,6 +201,22 @@ bool
 conn_alive(const struct conn *c)
 {
     return !c->closed;
+}
+
+void
+conn_set_handler(struct conn *c, const struct handler *h, void *ctx)
+{
+    c->handler = h;
+    c->handler_ctx = ctx;
+}
+
+void
+conn_clear_handler(struct conn *c, const void *ctx)
+{
+    if (c->handler_ctx == ctx) {
+        c->handler = NULL;
+        c->handler_ctx = NULL;
+    }
 }
 
 void
@@ -317,7 +326,7 @@ void
 conn_tick(struct worker *w)
 {
     int64_t now = loop_now_ms(w->loop);
-    if (pause_active(w))
+    if (w->paused)
         return;                 /* a network pause is nobody's idle time */
     for (struct conn *c = w->conns, *next; c; c = next) {
         next = c->next;
@@ -419,7 +428,7 @@ start_write(struct conn *c, struct http_head *h, const char *body, size_t len)
     c->state = CONN_WRITE;
     set_deadline(c, c->w->conf->writetimeout);
     stats_count_request(c->w->stats, c->method, c->status);
-    if (pause_active(c->w)) {
+    if (c->w->paused) {
         /* No response bytes into a network that is switching; resume()
          * in pause.c sends them when the window has passed. */
         loop_set(c->w->loop, &c->io, 0);
@@ -632,42 +641,6 @@ wait:
 /* ---- requests ------------------------------------------------------------ */
 
 static int
-split_target(struct conn *c, struct http_request *req)
-{
-    char *t = (char *)req->target;
-    const char *prefix = c->w->conf->url_prefix;
-    size_t plen = strlen(prefix);
-
-    if (t[0] != '/')
-        return -1;
-    char *q = strchr(t, '?');
-    if (q) {
-        *q = '\0';      /* the target is ours (a copy in the head buffer) */
-        c->query = q + 1;
-    } else {
-        c->query = NULL;
-    }
-    if (strncmp(t, prefix, plen) == 0) {
-        c->rel = t + plen;
-    } else if (strlen(t) + 1 == plen && strncmp(t, prefix, plen - 1) == 0) {
-        c->rel = t + plen - 1;   /* the prefix itself, without its slash */
-    } else {
-        c->rel = NULL;
-        return 0;
-    }
-    c->rel_len = strlen(c->rel);
-    return 0;
-}
-
-static bool
-is_admin(const struct http_request *req, const char *name)
-{
-    size_t n = strlen(name);
-    return strncmp(req->target, name, n) == 0
-        && (req->target[n] == '\0' || req->target[n] == '?');
-}
-
-static int
 on_head(void *owner, struct http_request *req)
 {
     struct conn *c = owner;
@@ -680,29 +653,9 @@ on_head(void *owner, struct http_request *req)
     set_deadline(c, c->w->conf->readtimeout);
     c->body_deadline_ms = loop_now_ms(c->w->loop)
                         + (int64_t)c->w->conf->uploadtimeout * 1000;
-    if (is_admin(req, "/health") || is_admin(req, "/metrics")) {
-        c->rel = NULL;
-        return 0;
-    }
-    if (split_target(c, req) < 0) {
-        conn_reject(c, 400, "request target must be an absolute path");
-        return -1;
-    }
-    if (storage_gate(c, req) < 0)
-        return -1;
-    if (tus_wants(c, req))
-        return tus_begin(c, req);
-    switch (req->method) {
-    case HTTP_PUT:
-        return upload_begin(c, req);
-    case HTTP_GET:
-    case HTTP_HEAD:
-    case HTTP_OPTIONS:
-        return 0;
-    default:
-        conn_reject(c, 405, "method not allowed");
-        return -1;
-    }
+    if (c->handler_ctx == NULL)
+        c->handler = NULL;      /* the last request's, if it held nothing */
+    return c->w->route(c, req);
 }
 
 static int
@@ -712,10 +665,8 @@ on_body(void *owner, const char *at, size_t len)
     c->body_bytes += len;
     c->w->stats->bytes_in += len;
     set_deadline(c, c->w->conf->readtimeout);
-    if (c->up)
-        return upload_body(c, at, len);
-    if (c->tus)
-        return tus_body(c, at, len);
+    if (c->handler && c->handler->body)
+        return c->handler->body(c, at, len);
     if (c->body_bytes > DISCARD_MAX) {
         conn_reject(c, 413, "request body not expected here");
         return -1;
@@ -727,26 +678,15 @@ static int
 on_complete(void *owner)
 {
     struct conn *c = owner;
-    struct http_request *req = &c->in->req;
 
     c->state = CONN_BUSY;     /* until an answer starts */
-    if (c->up)
-        return upload_complete(c) < 0 ? -1 : 0;
-    if (c->tus)
-        return tus_complete(c) < 0 ? -1 : 0;
-    if (req->method == HTTP_OPTIONS)
-        admin_options(c);
-    else if (is_admin(req, "/health"))
-        admin_health(c);
-    else if (is_admin(req, "/metrics"))
-        admin_metrics(c);
-    else if (c->rel == NULL)
-        conn_respond_text(c, 404, "404 Not Found: outside the upload prefix");
-    else if (req->method == HTTP_HEAD && upload_status(c, req))
-        ;
-    else
-        download_serve(c, req);
-    return 0;
+    if (c->handler == NULL) {
+        /* The router gives every request it lets through a handler. */
+        log_error("%s: request without a handler", c->peer);
+        conn_respond_text(c, 500, "500 Internal Server Error: no handler");
+        return 0;
+    }
+    return c->handler->complete(c) < 0 ? -1 : 0;
 }
 
 static const struct http_in_callbacks parser_callbacks = {
@@ -796,10 +736,8 @@ process_input(struct conn *c)
             continue;            /* the next pipelined request, if any */
         }
         if (st == HTTP_IN_ERROR) {
-            if (c->up)
-                upload_abort(c);
-            if (c->tus)
-                tus_abort(c);
+            if (c->handler && c->handler->abort)
+                c->handler->abort(c);
             c->method = c->in->req.target ? c->in->req.method : -1;
             conn_reject(c, c->in->error_status, c->in->error_reason);
             return;
@@ -900,7 +838,7 @@ on_io(struct loop_io *io, uint32_t events)
         return;
     }
     if (c->state == CONN_WRITE) {
-        if (pause_active(c->w)) {
+        if (c->w->paused) {
             loop_set(c->w->loop, &c->io, 0);
             return;
         }

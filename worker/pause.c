@@ -22,8 +22,7 @@
 #include "shm/stats.h"
 #include "worker/conn.h"
 #include "worker/syncpool.h"
-#include "worker/tus.h"
-#include "worker/upload.h"
+#include "worker/handler.h"
 
 static void
 arm(struct worker *w, int64_t until_ms)
@@ -95,8 +94,8 @@ network_changed(struct worker *w)
     /* Checkpoint: whatever a client has sent survives what the network
      * does next, and a client that reconnects resumes from there. */
     for (struct conn *c = w->conns; c; c = c->next)
-        if ((c->up && c->state == CONN_BODY && upload_checkpoint(c) == 0)
-            || (c->tus && c->state == CONN_BODY && tus_checkpoint(c) == 0))
+        if (c->handler && c->handler->checkpoint && c->state == CONN_BODY
+            && c->handler->checkpoint(c) == 0)
             n++;
     w->stats->checkpoints += (uint64_t)n;
     if (!w->conf->uploadpauseonchange) {

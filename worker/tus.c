@@ -49,8 +49,22 @@
 #include "shm/stats.h"
 #include "worker/accesslog.h"
 #include "worker/conn.h"
+#include "worker/handler.h"
 #include "worker/session.h"
 #include "worker/syncpool.h"
+
+static int  tus_body(struct conn *c, const char *at, size_t len);
+static int  tus_complete(struct conn *c);
+static void tus_abort(struct conn *c);
+static int  tus_checkpoint(struct conn *c);
+
+const struct handler tus_handler = {
+    .name = "tus",
+    .body = tus_body,
+    .complete = tus_complete,
+    .abort = tus_abort,
+    .checkpoint = tus_checkpoint,
+};
 
 #define TUS_VERSION       "1.0.0"
 #define TUS_EXTENSIONS    "creation,creation-with-upload," \
@@ -184,7 +198,7 @@ fail(struct tus *t, int status, bool unread, const char *fmt, ...)
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
     if (c)
-        c->tus = NULL;
+        conn_clear_handler(c, t);
     tus_free(t);
     if (c && conn_alive(c))
         reply_error(c, status, unread, why);
@@ -199,7 +213,7 @@ still_wanted(struct tus *t)
     if (t->c != NULL && conn_alive(t->c))
         return true;
     if (t->c)
-        t->c->tus = NULL;
+        conn_clear_handler(t->c, t);
     tus_free(t);
     return false;
 }
@@ -224,7 +238,7 @@ resume(struct tus *t)
 static int
 after_head_call(struct tus *t, struct conn *c)
 {
-    if (c->tus != t)
+    if (c->handler_ctx != t)
         return -1;                        /* answered; t is gone */
     t->in_head = false;
     if (t->pending)
@@ -612,7 +626,7 @@ begin_create(struct tus *t, struct conn *c)
     session_key(t->id, key);
     if ((t->sess = sess_new(c->w, key, &t->hdr)) == NULL)
         return fail(t, 503, true, "out of memory");
-    c->tus = t;
+    conn_set_handler(c, &tus_handler, t);
     t->in_head = true;
     t->pending = true;
     sess_open(t->sess, true, created, t);
@@ -765,7 +779,7 @@ begin_patch(struct tus *t, struct conn *c)
     session_key(t->id, key);
     if ((t->sess = sess_new(c->w, key, &h)) == NULL)
         return fail(t, 503, true, "out of memory");
-    c->tus = t;
+    conn_set_handler(c, &tus_handler, t);
     t->in_head = true;
     t->pending = true;
     sess_open(t->sess, false, opened, t);
@@ -872,16 +886,16 @@ tus_begin(struct conn *c, struct http_request *req)
         return begin_patch(t, c);
     case OP_HEAD:
     case OP_DELETE:
-        c->tus = t;                 /* answered at tus_complete */
+        conn_set_handler(c, &tus_handler, t);  /* answered at tus_complete */
         return 0;
     }
     return fail(t, 500, true, "bad operation");
 }
 
-int
+static int
 tus_body(struct conn *c, const char *at, size_t len)
 {
-    struct tus *t = c->tus;
+    struct tus *t = c->handler_ctx;
 
     if (t->op == OP_HEAD || t->op == OP_DELETE) {
         t->discarded += len;
@@ -986,7 +1000,7 @@ finished(struct sess *s, int rc, void *arg)
              : "cannot store the upload");
         return;
     }
-    c->tus = NULL;
+    conn_clear_handler(c, t);
     leave_gauge(t);
     if (t->op == OP_HEAD)
         respond_status(t, c);
@@ -1013,7 +1027,7 @@ status_opened(struct sess *s, int rc, void *arg)
         return;
     }
     struct conn *c = t->c;
-    c->tus = NULL;
+    conn_clear_handler(c, t);
     respond_status(t, c);
     tus_free(t);
 }
@@ -1033,7 +1047,7 @@ terminated(struct sess *s, int rc, void *arg)
     }
     struct conn *c = t->c;
     struct http_head h;
-    c->tus = NULL;
+    conn_clear_handler(c, t);
     tus_free(t);
     head_begin(c, &h, 204);
     conn_respond_head(c, &h, NULL, 0);
@@ -1066,10 +1080,10 @@ terminate(struct tus *t)
     return 0;
 }
 
-int
+static int
 tus_complete(struct conn *c)
 {
-    struct tus *t = c->tus;
+    struct tus *t = c->handler_ctx;
     uint8_t key[MANIFEST_KEY_LEN];
     struct manifest_header h;
 
@@ -1116,13 +1130,13 @@ tus_complete(struct conn *c)
     return 0;
 }
 
-void
+static void
 tus_abort(struct conn *c)
 {
-    struct tus *t = c->tus;
+    struct tus *t = c->handler_ctx;
     if (t == NULL)
         return;
-    c->tus = NULL;
+    conn_clear_handler(c, t);
     if (t->pending) {
         t->c = NULL;         /* the callback finds nobody and frees */
         return;
@@ -1130,10 +1144,10 @@ tus_abort(struct conn *c)
     tus_free(t);             /* keeps what arrived, unless checksummed */
 }
 
-int
+static int
 tus_checkpoint(struct conn *c)
 {
-    struct tus *t = c->tus;
+    struct tus *t = c->handler_ctx;
     if (t == NULL || !t->leased || t->md != NULL || t->pending)
         return -1;
     sess_checkpoint(t->sess);

@@ -41,9 +41,23 @@
 #include "lib/util/log.h"
 #include "shm/stats.h"
 #include "worker/conn.h"
+#include "worker/handler.h"
 #include "worker/pause.h"
 #include "worker/session.h"
 #include "worker/syncpool.h"
+
+static int  upload_body(struct conn *c, const char *at, size_t len);
+static int  upload_complete(struct conn *c);
+static void upload_abort(struct conn *c);
+static int  upload_checkpoint(struct conn *c);
+
+const struct handler upload_handler = {
+    .name = "upload",
+    .body = upload_body,
+    .complete = upload_complete,
+    .abort = upload_abort,
+    .checkpoint = upload_checkpoint,
+};
 
 #define CHECKPOINT_BYTES (8ULL * 1024 * 1024)
 #define SESSION_ID_MAX   128
@@ -618,7 +632,7 @@ finish_request(struct upload *up, int status)
     struct conn *c = up->c;
     uncount(up);
     if (c) {
-        c->up = NULL;
+        conn_clear_handler(c, up);
         if (conn_alive(c)) {
             if (status >= 500 || status == 409)
                 c->close_after = status >= 500;
@@ -682,8 +696,8 @@ lease_range(struct upload *up)
         return;
     }
     if (v.state == SHM_COMPLETING) {   /* being published right now */
+        conn_clear_handler(c, up);
         upload_free(up, true);
-        c->up = NULL;
         conn_reject(c, 503, "the file is being published; retry shortly");
         return;
     }
@@ -695,8 +709,8 @@ lease_range(struct upload *up)
          * answer to its last chunk). */
         up->skip = up->range_b - up->range_a;
     } else if (rc != SESS_LEASED) {
+        conn_clear_handler(c, up);
         upload_free(up, true);
-        c->up = NULL;
         conn_reject(c, rc, rc == 409
                     ? "range overlaps data already received; resume from "
                       "Upload-Offset"
@@ -728,7 +742,7 @@ opened(struct sess *s, int rc, void *arg)
         return;
     if (rc != 0) {
         struct conn *c = up->c;
-        c->up = NULL;
+        conn_clear_handler(c, up);
         upload_free(up, true);
         conn_reject(c, rc, rc == 409 ? "session bound to another size"
                     : rc == 507 ? "not enough free space on the server"
@@ -871,7 +885,7 @@ reclaim_done(struct sync_job *job)
             return;
     }
     if (status != 0) {
-        c->up = NULL;
+        conn_clear_handler(c, up);
         conn_reject(c, status, why);    /* why may point into up */
         upload_free(up, true);
         return;
@@ -928,19 +942,19 @@ upload_begin(struct conn *c, struct http_request *req)
         goto reject;
     up->expect_continue = req->expect_continue;
     up->retry.max = c->w->conf->max_retries;
-    c->up = up;
+    conn_set_handler(c, &upload_handler, up);
     bool async;
     status = place(c, up, &why, &async);
     if (status == 507 && start_reclaim(c, up))
         return 0;
     if (status != 0) {
-        c->up = NULL;
+        conn_clear_handler(c, up);
         goto reject;
     }
     if (async)
         return 0;
     if (send_continue(c, up) < 0) {
-        c->up = NULL;
+        conn_clear_handler(c, up);
         upload_free(up, true);
         conn_close(c);
         return -1;
@@ -955,7 +969,7 @@ reject:
 static int
 write_failed(struct conn *c, int e)
 {
-    struct upload *up = c->up;
+    struct upload *up = c->handler_ctx;
     log_error("%s: write %s: %s", c->peer, up->rel, strerror(e));
     upload_abort(c);
     if (e == ENOSPC || e == EDQUOT)
@@ -965,10 +979,10 @@ write_failed(struct conn *c, int e)
     return -1;
 }
 
-int
+static int
 upload_body(struct conn *c, const char *at, size_t len)
 {
-    struct upload *up = c->up;
+    struct upload *up = c->handler_ctx;
 
     if (up->expected < 0
         && up->received + len > c->w->conf->max_upload_size) {
@@ -1127,10 +1141,10 @@ late_verify_done(struct sync_job *job)
     finish_request(up, up->result);
 }
 
-int
+static int
 upload_complete(struct conn *c)
 {
-    struct upload *up = c->up;
+    struct upload *up = c->handler_ctx;
 
     if (up->recheck_mac) {
         struct auth_result res;
@@ -1196,10 +1210,10 @@ checkpoint_done(struct sync_job *job)
     free(cp);
 }
 
-int
+static int
 upload_checkpoint(struct conn *c)
 {
-    struct upload *up = c->up;
+    struct upload *up = c->handler_ctx;
     if (up == NULL || up->mode == MODE_DISCARD)
         return -1;
     if (up->mode == MODE_SESSION) {
@@ -1218,13 +1232,13 @@ upload_checkpoint(struct conn *c)
     return 0;
 }
 
-void
+static void
 upload_abort(struct conn *c)
 {
-    struct upload *up = c->up;
+    struct upload *up = c->handler_ctx;
     if (up == NULL)
         return;
-    c->up = NULL;
+    conn_clear_handler(c, up);
     if (up->job_pending) {
         up->c = NULL;    /* the job finishes and frees; nobody to answer */
         return;
@@ -1279,7 +1293,7 @@ finish_held(struct conn *c, const struct upload *stack)
     up->mode = MODE_SESSION;
     up->opening = true;
     up->job_pending = true;
-    c->up = up;
+    conn_set_handler(c, &upload_handler, up);
     sess_open(up->sess, false, held_opened, up);
     return true;
 }

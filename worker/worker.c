@@ -23,6 +23,7 @@
 #include "shm/stats.h"
 #include "worker/conn.h"
 #include "worker/pause.h"
+#include "worker/router.h"
 #include "worker/session.h"
 #include "worker/storage.h"
 #include "worker/syncpool.h"
@@ -205,6 +206,7 @@ worker_run(const struct worker_init *init)
     w.tls_ctx = init->tls_ctx;
     w.table = init->table;
     w.index = init->index;
+    w.route = router_route;     /* conn.c knows no protocol: this does */
     w.netmon = init->netmon;
     w.generation = init->generation;
     w.alog = init->alog;
