@@ -64,9 +64,8 @@ struct worker {
     struct netmon_shared *netmon;
     struct loop_io      netmon_io, pause_timer;
     uint64_t            netmon_epoch;
-    bool                paused;
+    bool                paused;         /* conn.c holds answers while set */
     int64_t             pause_started_ms;
-    struct sync_job    *deferred;       /* publications held by a pause */
     int                 index;          /* worker number in its generation */
     int64_t             next_janitor_ms;
     bool                janitor_running;

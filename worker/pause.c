@@ -50,12 +50,7 @@ resume(struct worker *w)
         c->deadline_ms += held;
         c->body_deadline_ms += held;
     }
-    while (w->deferred) {
-        struct sync_job *j = w->deferred;
-        w->deferred = j->next;
-        syncpool_submit(w->pool, j);
-        n++;
-    }
+    n = syncpool_hold(w->pool, false);
     for (struct conn *c = w->conns, *next; c; c = next) {
         next = c->next;
         if (c->state == CONN_WRITE)
@@ -107,6 +102,9 @@ network_changed(struct worker *w)
     if (!w->paused)
         w->pause_started_ms = loop_now_ms(w->loop);
     w->paused = true;
+    /* No publication into a network that is switching: the client would
+     * get no answer and might retry a file that is already there. */
+    syncpool_hold(w->pool, true);
     w->slot->paused = n;
     w->stats->uploads_paused += (uint64_t)n;
     arm(w, until);
@@ -150,25 +148,6 @@ pause_init(struct worker *w, int wake_fd)
     return 0;
 }
 
-bool
-pause_active(const struct worker *w)
-{
-    return w->paused;
-}
-
-void
-pause_submit(struct worker *w, struct sync_job *job)
-{
-    if (!w->paused) {
-        syncpool_submit(w->pool, job);
-        return;
-    }
-    /* No publication into a network that is switching: the client would
-     * get no answer and might retry a file that is already there. */
-    job->next = w->deferred;
-    w->deferred = job;
-}
-
 void
 pause_fini(struct worker *w)
 {
@@ -176,9 +155,5 @@ pause_fini(struct worker *w)
         loop_del(w->loop, &w->pause_timer);
         close(w->pause_timer.fd);
     }
-    while (w->deferred) {         /* stopping: publish what is complete */
-        struct sync_job *j = w->deferred;
-        w->deferred = j->next;
-        syncpool_submit(w->pool, j);
-    }
+    syncpool_hold(w->pool, false);  /* stopping: publish what is complete */
 }

@@ -29,7 +29,6 @@
 #include "lib/util/digest.h"
 #include "lib/util/log.h"
 #include "worker/conn.h"
-#include "worker/pause.h"
 #include "worker/syncpool.h"
 
 #define LEASE_S          60    /* a silent writer blocks a retry this long */
@@ -122,7 +121,7 @@ submit(struct sess *s, enum job_kind kind)
     /* Commits are durability and may run during a network pause; a
      * publication is an answer and waits for the network to settle. */
     if (kind == J_PUBLISH)
-        pause_submit(s->w, &s->job);
+        syncpool_submit_held(s->w->pool, &s->job);
     else
         syncpool_submit(s->w->pool, &s->job);
 }

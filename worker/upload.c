@@ -42,7 +42,6 @@
 #include "shm/stats.h"
 #include "worker/conn.h"
 #include "worker/handler.h"
-#include "worker/pause.h"
 #include "worker/session.h"
 #include "worker/syncpool.h"
 
@@ -1181,7 +1180,7 @@ upload_complete(struct conn *c)
     }
     up->job.work = staging_publish_work;
     up->job.done = staging_publish_done;
-    pause_submit(c->w, &up->job);
+    syncpool_submit_held(c->w->pool, &up->job);
     return 0;
 }
 
