@@ -73,6 +73,9 @@ struct worker {
     /* Picks and starts the handler of a request whose head is parsed
      * (router.c, wired by worker.c): 0 = read the body, -1 = answered. */
     int               (*route)(struct conn *c, struct http_request *req);
+    /* The access log's line for a request (accesslog.c, wired by
+     * worker.c): called when the answer is sent or the connection ends. */
+    void              (*log_request)(struct conn *c);
 };
 
 struct conn {
@@ -150,5 +153,11 @@ void conn_resume_body(struct conn *c);
 void conn_flush(struct conn *c);
 /* A job finished for a connection in CONN_BUSY (may have been closed). */
 bool conn_alive(const struct conn *c);
+
+/* Between the parts of conn (conn.c, conn_respond.c), not for handlers. */
+void conn_set_deadline(struct conn *c, int seconds);
+void conn_release_buffers(struct conn *c);
+void conn_process_input(struct conn *c);
+void conn_read_input(struct conn *c);
 
 #endif
