@@ -436,7 +436,8 @@ conn_read_input(struct conn *c)
             c->rend -= c->rstart;
             c->rstart = 0;
         }
-        ssize_t n = conn_io_recv(c, c->rbuf + c->rend, CONN_RBUF_SIZE - c->rend);
+        ssize_t n = conn_io_recv(c, c->rbuf + c->rend,
+                                 CONN_RBUF_SIZE - c->rend);
         if (n == 0) {
             /* The peer closed. Mid-body this is the mobile case: the
              * upload keeps what arrived (upload_abort decides). */

@@ -105,8 +105,8 @@ conn_io_send_file(struct conn *c)
         c->tbuf_len = (size_t)r;
         c->tbuf_pos = 0;
     }
-    ssize_t n = conn_io_send(c, c->tbuf + c->tbuf_pos, c->tbuf_len - c->tbuf_pos,
-                        false);
+    ssize_t n = conn_io_send(c, c->tbuf + c->tbuf_pos,
+                             c->tbuf_len - c->tbuf_pos, false);
     if (n > 0)
         c->tbuf_pos += (size_t)n;
     return n;
