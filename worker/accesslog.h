@@ -1,7 +1,8 @@
 /* accesslog: one line per request, nginx "combined" plus a few fields.
  *
- * conn.c calls accesslog_request once per request, when its answer is sent
- * or its connection ends first; the line goes to the worker's linesink
+ * conn calls accesslog_request (through w->log_request, which worker.c
+ * sets) once per request, when its answer is sent or its connection ends
+ * first; the line goes to the worker's linesink
  * (lib/util/linesink.h: opened by the master, flushed by worker.c at the
  * end of each loop turn). Format and field meanings: docs/operations.md,
  * "Access log". */

@@ -11,7 +11,6 @@
 #include "worker/conn.h"
 #include "worker/cors.h"
 #include "worker/storage.h"
-#include "worker/tus.h"
 
 #define METRICS_MAX (64 * 1024)
 
@@ -61,7 +60,8 @@ admin_metrics(struct conn *c)
 }
 
 void
-admin_options(struct conn *c)
+admin_options(struct conn *c,
+              void (*extra)(struct conn *c, struct http_head *h))
 {
     struct http_head h;
     conn_head_begin(c, &h, 204);
@@ -69,7 +69,8 @@ admin_options(struct conn *c)
     http_head_add(&h, "Access-Control-Allow-Methods", CORS_ALLOW_METHODS);
     http_head_add(&h, "Access-Control-Allow-Headers", CORS_ALLOW_HEADERS);
     http_head_add(&h, "Access-Control-Max-Age", "86400");
-    tus_options_headers(c, &h);
+    if (extra)
+        extra(c, &h);
     http_head_add(&h, "Content-Length", "0");
     conn_respond_head(c, &h, NULL, 0);
 }

@@ -1,8 +1,9 @@
 /* conn: one client connection and the worker context it belongs to.
  *
- * Private to worker/: upload.c, download.c and admin.c answer requests
- * through the conn_respond* calls; conn.c owns the socket, the parser, the
- * timeouts and the connection's life cycle. */
+ * Private to worker/: conn.c owns the socket, TLS, the parser, the
+ * timeouts and the connection's life cycle, and knows no protocol. The
+ * router (w->route) picks a handler (handler.h) at each request head; the
+ * handlers answer through the conn_respond* calls. */
 #ifndef WORKER_CONN_H
 #define WORKER_CONN_H
 
@@ -23,8 +24,7 @@ struct sync_job;
 struct stats_slot;
 struct shm_table;
 struct syncpool;
-struct upload;
-struct tus;
+struct handler;
 struct linesink;
 
 enum conn_state {
@@ -64,13 +64,18 @@ struct worker {
     struct netmon_shared *netmon;
     struct loop_io      netmon_io, pause_timer;
     uint64_t            netmon_epoch;
-    bool                paused;
+    bool                paused;         /* conn.c holds answers while set */
     int64_t             pause_started_ms;
-    struct sync_job    *deferred;       /* publications held by a pause */
     int                 index;          /* worker number in its generation */
     int64_t             next_janitor_ms;
     bool                janitor_running;
     struct linesink   *alog;           /* NULL: logging.access_log off */
+    /* Picks and starts the handler of a request whose head is parsed
+     * (router.c, wired by worker.c): 0 = read the body, -1 = answered. */
+    int               (*route)(struct conn *c, struct http_request *req);
+    /* The access log's line for a request (accesslog.c, wired by
+     * worker.c): called when the answer is sent or the connection ends. */
+    void              (*log_request)(struct conn *c);
 };
 
 struct conn {
@@ -104,8 +109,8 @@ struct conn {
     int64_t          deadline_ms, body_deadline_ms;
     uint64_t         body_bytes;
 
-    struct upload   *up;
-    struct tus      *tus;           /* a tus request in progress */
+    const struct handler *handler;  /* serves the request (handler.h) */
+    void            *handler_ctx;   /* the handler's state, or NULL */
     /* Path part of the target without the prefix, and the query; both
      * point into in->head and live until the response is sent. */
     const char      *rel, *query;
@@ -148,5 +153,11 @@ void conn_resume_body(struct conn *c);
 void conn_flush(struct conn *c);
 /* A job finished for a connection in CONN_BUSY (may have been closed). */
 bool conn_alive(const struct conn *c);
+
+/* Between the parts of conn (conn.c, conn_respond.c), not for handlers. */
+void conn_set_deadline(struct conn *c, int seconds);
+void conn_release_buffers(struct conn *c);
+void conn_process_input(struct conn *c);
+void conn_read_input(struct conn *c);
 
 #endif

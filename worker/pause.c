@@ -22,8 +22,7 @@
 #include "shm/stats.h"
 #include "worker/conn.h"
 #include "worker/syncpool.h"
-#include "worker/tus.h"
-#include "worker/upload.h"
+#include "worker/handler.h"
 
 static void
 arm(struct worker *w, int64_t until_ms)
@@ -51,12 +50,7 @@ resume(struct worker *w)
         c->deadline_ms += held;
         c->body_deadline_ms += held;
     }
-    while (w->deferred) {
-        struct sync_job *j = w->deferred;
-        w->deferred = j->next;
-        syncpool_submit(w->pool, j);
-        n++;
-    }
+    n = syncpool_hold(w->pool, false);
     for (struct conn *c = w->conns, *next; c; c = next) {
         next = c->next;
         if (c->state == CONN_WRITE)
@@ -95,8 +89,8 @@ network_changed(struct worker *w)
     /* Checkpoint: whatever a client has sent survives what the network
      * does next, and a client that reconnects resumes from there. */
     for (struct conn *c = w->conns; c; c = c->next)
-        if ((c->up && c->state == CONN_BODY && upload_checkpoint(c) == 0)
-            || (c->tus && c->state == CONN_BODY && tus_checkpoint(c) == 0))
+        if (c->handler && c->handler->checkpoint && c->state == CONN_BODY
+            && c->handler->checkpoint(c) == 0)
             n++;
     w->stats->checkpoints += (uint64_t)n;
     if (!w->conf->uploadpauseonchange) {
@@ -108,6 +102,9 @@ network_changed(struct worker *w)
     if (!w->paused)
         w->pause_started_ms = loop_now_ms(w->loop);
     w->paused = true;
+    /* No publication into a network that is switching: the client would
+     * get no answer and might retry a file that is already there. */
+    syncpool_hold(w->pool, true);
     w->slot->paused = n;
     w->stats->uploads_paused += (uint64_t)n;
     arm(w, until);
@@ -151,25 +148,6 @@ pause_init(struct worker *w, int wake_fd)
     return 0;
 }
 
-bool
-pause_active(const struct worker *w)
-{
-    return w->paused;
-}
-
-void
-pause_submit(struct worker *w, struct sync_job *job)
-{
-    if (!w->paused) {
-        syncpool_submit(w->pool, job);
-        return;
-    }
-    /* No publication into a network that is switching: the client would
-     * get no answer and might retry a file that is already there. */
-    job->next = w->deferred;
-    w->deferred = job;
-}
-
 void
 pause_fini(struct worker *w)
 {
@@ -177,9 +155,5 @@ pause_fini(struct worker *w)
         loop_del(w->loop, &w->pause_timer);
         close(w->pause_timer.fd);
     }
-    while (w->deferred) {         /* stopping: publish what is complete */
-        struct sync_job *j = w->deferred;
-        w->deferred = j->next;
-        syncpool_submit(w->pool, j);
-    }
+    syncpool_hold(w->pool, false);  /* stopping: publish what is complete */
 }

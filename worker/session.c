@@ -29,7 +29,6 @@
 #include "lib/util/crc32c.h"
 #include "lib/util/log.h"
 #include "worker/conn.h"
-#include "worker/pause.h"
 #include "worker/syncpool.h"
 
 #define CREATE_S         30    /* a CREATING claim older than this is dead */
@@ -78,7 +77,7 @@ sess_submit(struct sess *s, enum job_kind kind)
     /* Commits are durability and may run during a network pause; a
      * publication is an answer and waits for the network to settle. */
     if (kind == J_PUBLISH)
-        pause_submit(s->w, &s->job);
+        syncpool_submit_held(s->w->pool, &s->job);
     else
         syncpool_submit(s->w->pool, &s->job);
 }

@@ -26,6 +26,8 @@ struct syncpool {
     pthread_t        threads[SYNCPOOL_MAX_THREADS];
     struct loop_io   io;
     struct loop     *loop;
+    bool             held;      /* loop thread only, like `held_jobs` */
+    struct sync_job *held_jobs; /* syncpool_submit_held while held */
 };
 
 static void
@@ -123,6 +125,33 @@ syncpool_submit(struct syncpool *p, struct sync_job *job)
     p->pending++;
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
+}
+
+void
+syncpool_submit_held(struct syncpool *p, struct sync_job *job)
+{
+    if (!p->held) {
+        syncpool_submit(p, job);
+        return;
+    }
+    job->next = p->held_jobs;
+    p->held_jobs = job;
+}
+
+int
+syncpool_hold(struct syncpool *p, bool hold)
+{
+    int n = 0;
+    p->held = hold;
+    if (hold)
+        return 0;
+    while (p->held_jobs) {
+        struct sync_job *j = p->held_jobs;
+        p->held_jobs = j->next;
+        syncpool_submit(p, j);
+        n++;
+    }
+    return n;
 }
 
 int

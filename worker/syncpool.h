@@ -8,6 +8,8 @@
 #ifndef WORKER_SYNCPOOL_H
 #define WORKER_SYNCPOOL_H
 
+#include <stdbool.h>
+
 struct loop;
 struct syncpool;
 
@@ -19,6 +21,14 @@ struct sync_job {
 
 struct syncpool *syncpool_create(struct loop *l, int nthreads);
 void syncpool_submit(struct syncpool *p, struct sync_job *job);
+/* Like syncpool_submit, unless the pool is held: then the job waits until
+ * syncpool_hold(p, false). For work that answers a client (a publication),
+ * which must not happen while the network switches under it; durability
+ * work (checkpoints) goes to syncpool_submit and is never held. */
+void syncpool_submit_held(struct syncpool *p, struct sync_job *job);
+/* Hold (true) or release (false) the jobs of syncpool_submit_held.
+ * Releasing submits every held job and returns how many there were. */
+int  syncpool_hold(struct syncpool *p, bool hold);
 /* Jobs queued or running; the worker waits for zero before exiting. */
 int  syncpool_pending(const struct syncpool *p);
 /* Stops the threads after the queue drains. */

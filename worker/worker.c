@@ -21,8 +21,10 @@
 #include "lib/util/linesink.h"
 #include "lib/util/log.h"
 #include "shm/stats.h"
+#include "worker/accesslog.h"
 #include "worker/conn.h"
 #include "worker/pause.h"
+#include "worker/router.h"
 #include "worker/session.h"
 #include "worker/storage.h"
 #include "worker/syncpool.h"
@@ -205,6 +207,8 @@ worker_run(const struct worker_init *init)
     w.tls_ctx = init->tls_ctx;
     w.table = init->table;
     w.index = init->index;
+    w.route = router_route;     /* conn.c knows no protocol: this does */
+    w.log_request = accesslog_request;
     w.netmon = init->netmon;
     w.generation = init->generation;
     w.alog = init->alog;

@@ -1,0 +1,108 @@
+/* tus_parse.c: tus header parsing, as pure functions. */
+#define _GNU_SOURCE
+#include "worker/tus_parse.h"
+
+#include <ctype.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "lib/http/tusmeta.h"
+#include "lib/store/manifest.h"
+#include "lib/util/decimal.h"
+
+int
+tus_parse_u64(const char *v, uint64_t *out)
+{
+    return decimal_parse(v, INT64_MAX, out);
+}
+
+static bool
+is_b64(int ch)
+{
+    return isalnum(ch) || ch == '+' || ch == '/' || ch == '=';
+}
+
+/* Decodes standard base64 with padding; -1 if malformed. */
+int
+tus_b64_decode(const char *in, size_t inlen, unsigned char *out, size_t outmax)
+{
+    if (inlen == 0 || inlen % 4 != 0 || inlen / 4 * 3 > outmax)
+        return -1;
+    for (size_t i = 0; i < inlen; i++)
+        if (!is_b64((unsigned char)in[i])
+            || (in[i] == '=' && i < inlen - 2))
+            return -1;
+    int n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)inlen);
+    if (n < 0)
+        return -1;
+    n -= in[inlen - 1] == '=';
+    n -= in[inlen - 2] == '=';
+    return n;
+}
+
+/* The value of `key` in (validated) Upload-Metadata, decoded, or "" if
+ * absent, empty or not text. */
+void
+tus_metadata_get(const char *meta, const char *key, char *out, size_t outlen)
+{
+    struct tusmeta m;
+    const struct tusmeta_pair *p;
+    unsigned char buf[MANIFEST_CTYPE_MAX + 3];
+    char err[128];
+    int n;
+
+    out[0] = '\0';
+    if (tusmeta_parse(meta, &m, err, sizeof(err)) < 0
+        || (p = tusmeta_find(&m, key)) == NULL
+        || (n = tus_b64_decode(p->value, p->value_len, buf, sizeof(buf))) < 0
+        || (size_t)n >= outlen || memchr(buf, '\0', (size_t)n))
+        return;
+    memcpy(out, buf, (size_t)n);
+    out[n] = '\0';
+}
+
+/* Upload-Checksum: "<algorithm> <base64 digest>" (tus checksum). */
+int
+tus_checksum_parse(const char *v, const EVP_MD **md_r, unsigned char *want,
+                   size_t wantmax, const char **why)
+{
+    char name[16];
+    size_t nlen = strcspn(v, " ");
+    const EVP_MD *md;
+
+    if (strlen(v) > TUS_CHECKSUM_MAX || nlen == 0 || nlen >= sizeof(name)
+        || v[nlen] != ' ') {
+        *why = "Upload-Checksum must be \"<algorithm> <base64 digest>\"";
+        return 400;
+    }
+    memcpy(name, v, nlen);
+    name[nlen] = '\0';
+    if (strcmp(name, "sha1") == 0)
+        md = EVP_sha1();
+    else if (strcmp(name, "sha256") == 0)
+        md = EVP_sha256();
+    else if (strcmp(name, "md5") == 0)
+        md = EVP_md5();
+    else {
+        *why = "unsupported checksum algorithm (Tus-Checksum-Algorithm: "
+               TUS_ALGORITHMS ")";
+        return 400;
+    }
+    const char *d = v + nlen + 1;
+    int n = tus_b64_decode(d, strlen(d), want, wantmax);
+    if (n != EVP_MD_get_size(md)) {
+        *why = "Upload-Checksum digest is not valid base64 of the "
+               "algorithm's size";
+        return 400;
+    }
+    *md_r = md;
+    return 0;
+}
+
+/* An upload resource's id: TUS_ID_LEN lowercase hex digits, nothing else. */
+bool
+tus_id_valid(const char *id)
+{
+    size_t n = strspn(id, "0123456789abcdef");
+    return n == TUS_ID_LEN && id[n] == '\0';
+}
