@@ -60,6 +60,7 @@ struct up {
     int                           nheld;
     struct xfer                   x[HFS_PARALLEL_MAX];
     uint64_t                      last_progress;
+    int                           created;  /* the server has the session */
 };
 
 static void
@@ -505,7 +506,10 @@ run_round(struct up *u, struct hfs_range *plan, int nplan, struct round *rd)
         return fail(u->res, HFS_E_INTERNAL, "curl_multi_init failed");
     rd->retry_after = -1;
     for (;;) {
-        for (int i = 0; i < par && next < nplan && !rd->failed && !rd->final
+        /* A new session's first chunk goes alone: chunks racing to create
+         * it would get 503 "session busy" and wait out its Retry-After. */
+        int lim = u->created || u->nheld > 0 ? par : 1;
+        for (int i = 0; i < lim && next < nplan && !rd->failed && !rd->final
                         && !rd->done; i++) {
             if (u->x[i].e)
                 continue;
@@ -543,6 +547,7 @@ run_round(struct up *u, struct hfs_range *plan, int nplan, struct round *rd)
                 held_add(u, x->r.start, x->r.end);
                 held_from(u, &x->h, 0);
                 rd->progressed = 1;
+                u->created = 1;
                 if (st == 201)
                     rd->done = 1;
             } else if (st == 460) {
@@ -758,7 +763,7 @@ hfs_upload_file(const char *path, const char *url,
     struct stat st;
     struct hfs_range *plan = NULL;
     enum hfs_status ret;
-    int need_status = 0, streak = 0, first_status = 1;
+    int need_status = 0, streak = 0, first_status;
 
     memset(res, 0, sizeof(*res));
     if (opts)
@@ -839,6 +844,7 @@ hfs_upload_file(const char *path, const char *url,
         goto out;
     }
 
+    first_status = need_status;
     uint64_t maxplan = u->total / o.chunk_size + HELD_MAX + 2;
     plan = calloc((size_t)maxplan, sizeof(*plan));
     if (plan == NULL) {
@@ -870,6 +876,8 @@ hfs_upload_file(const char *path, const char *url,
                     streak = 0;
                 if (first_status && held_bytes(u) > 0)
                     res->resumed = 1;
+                if (held_bytes(u) > 0)
+                    u->created = 1;
             } else if (sst == 404) {
                 u->nheld = 0;       /* no such session: start from 0 */
                 logf_(&o, HFS_LOG_DEBUG, "status: no session yet");
