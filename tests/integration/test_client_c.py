@@ -102,7 +102,8 @@ def test_worker_killed_repeatedly():
         path, sha = d.make_file(size)
         url = d.put_url("cc/kill.bin", size)
         proc = _start("-c", "1M", "-p", "2", "--limit-rate", "2M",
-                      "--retry-delay", "0.1", "--max-retries", "8", path, url)
+                      "--retry-delay", "0.1", "--max-retries", "8", "-v",
+                      path, url)
         killed = []
         try:
             for _ in range(4):
@@ -123,6 +124,7 @@ def test_worker_killed_repeatedly():
                 proc.wait()
         assert proc.returncode == 0, (proc.returncode, err)
         assert len(killed) >= 3, "the upload ended before the kills"
+        assert "status:" in err, "no failure seen by the client:\n" + err
         _published(d, "cc/kill.bin", sha)
 
 
