@@ -108,14 +108,22 @@ jitter(void)
     return (double)r / (double)UINT32_MAX;
 }
 
-static void
-sleep_s(double s)
+static int
+cancelled(const struct hfs_upload_opts *o)
 {
-    if (s <= 0)
-        return;
-    struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        ;
+    return o->cancel && *o->cancel;
+}
+
+/* Sleeps s seconds in steps of at most 0.1 s, so a cancel is seen. */
+static void
+sleep_s(const struct hfs_upload_opts *o, double s)
+{
+    while (s > 0 && !cancelled(o)) {
+        double step = s < 0.1 ? s : 0.1;
+        struct timespec ts = { 0, (long)(step * 1e9) };
+        nanosleep(&ts, NULL);
+        s -= step;
+    }
 }
 
 /* ---- held ranges -------------------------------------------------------- */
@@ -308,6 +316,8 @@ on_xferinfo(void *ud, curl_off_t dlt, curl_off_t dln, curl_off_t ult,
 {
     struct xfer *x = ud;
     (void)dlt; (void)dln; (void)ult;
+    if (cancelled(x->u->o))
+        return 1;
     if (uln >= 0 && (uint64_t)uln != x->ulnow) {
         x->ulnow = (uint64_t)uln;
         if (x->ulnow > x->r.end - x->r.start)
@@ -580,6 +590,11 @@ run_round(struct up *u, struct hfs_range *plan, int nplan, struct round *rd)
             active--;
             progress(u);
         }
+        if (cancelled(u->o) && !rd->done) {
+            rd->final = 1;
+            rd->final_status = HFS_E_CANCELLED;
+            snprintf(u->res->message, sizeof(u->res->message), "cancelled");
+        }
         if (rd->final || rd->done) {
             for (int i = 0; i < HFS_PARALLEL_MAX; i++)
                 if (u->x[i].e)
@@ -750,7 +765,7 @@ wait_or_give_up(struct up *u, int *streak, long retry_after)
                                               o->max_delay, jitter());
     logf_(o, HFS_LOG_INFO, "retry %d/%d in %.2f s%s", *streak, o->max_retries,
           d, retry_after >= 0 ? " (Retry-After)" : "");
-    sleep_s(d);
+    sleep_s(o, d);
     return 0;
 }
 
@@ -852,6 +867,10 @@ hfs_upload_file(const char *path, const char *url,
         goto out;
     }
     for (;;) {
+        if (cancelled(&o)) {
+            ret = fail(res, HFS_E_CANCELLED, "cancelled");
+            goto out;
+        }
         if (need_status) {
             struct xfer *x = &u->x[0];
             if (status_head(u, x) != 0) {
@@ -971,6 +990,13 @@ struct dl {
     uint64_t                      total;
 };
 
+static int
+dl_xferinfo(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+    (void)a; (void)b; (void)c; (void)d;
+    return cancelled(ud) ? 1 : 0;
+}
+
 static size_t
 dl_write(char *p, size_t size, size_t nmemb, void *ud)
 {
@@ -1047,6 +1073,10 @@ hfs_download(const char *url, const char *out_path,
         return fail(res, HFS_E_LOCAL, "%s: %s", part, strerror(errno));
     for (;;) {
         struct stat st;
+        if (cancelled(&o)) {
+            fail(res, HFS_E_CANCELLED, "cancelled; %s is kept to resume", part);
+            break;
+        }
         if (fstat(d.fd, &st) != 0) {
             fail(res, HFS_E_LOCAL, "%s: %s", part, strerror(errno));
             break;
@@ -1071,6 +1101,9 @@ hfs_download(const char *url, const char *out_path,
         curl_easy_setopt(e, CURLOPT_HEADERDATA, &d.h);
         curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, dl_write);
         curl_easy_setopt(e, CURLOPT_WRITEDATA, &d);
+        curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, dl_xferinfo);
+        curl_easy_setopt(e, CURLOPT_XFERINFODATA, (void *)&o);
         if (o.max_send_speed)
             curl_easy_setopt(e, CURLOPT_MAX_RECV_SPEED_LARGE,
                              (curl_off_t)o.max_send_speed);
@@ -1078,6 +1111,10 @@ hfs_download(const char *url, const char *out_path,
         curl_easy_cleanup(e);
         long s = d.h.status;
         res->bytes_sent += d.off - (d.off >= d.start ? d.start : d.off);
+        if (cancelled(&o)) {
+            fail(res, HFS_E_CANCELLED, "cancelled; %s is kept to resume", part);
+            break;
+        }
         if (d.werr) {
             fail(res, HFS_E_LOCAL, "%s: %s", part, strerror(d.werr));
             break;
@@ -1143,7 +1180,7 @@ hfs_download(const char *url, const char *out_path,
                                          jitter());
         logf_(&o, HFS_LOG_INFO, "retry %d/%d in %.2f s", streak,
               o.max_retries, w);
-        sleep_s(w);
+        sleep_s(&o, w);
     }
     close(d.fd);
     return res->status;

@@ -43,7 +43,9 @@ enum hfs_status {
     HFS_E_GAVE_UP,   /* max_retries failures in a row: see message */
     HFS_E_DIGEST,    /* 460: the server's SHA-256 differs from ours */
     HFS_E_STATE,     /* the state file could not be written or is unusable */
-    HFS_E_INTERNAL   /* libcurl or OpenSSL failed */
+    HFS_E_INTERNAL,  /* libcurl or OpenSSL failed */
+    HFS_E_CANCELLED  /* *cancel became non-zero; the session (and its state
+                        file) is kept: call again to resume */
 };
 
 enum hfs_log_level { HFS_LOG_INFO, HFS_LOG_DEBUG };
@@ -75,6 +77,9 @@ struct hfs_upload_opts {
     /* Retries, waits and status answers, as one line of text. */
     void      (*on_log)(void *ud, enum hfs_log_level lvl, const char *msg);
     void       *userdata;
+    /* Set *cancel non-zero (from another thread or a signal handler) to
+     * stop within ~0.1 s; NULL: never. */
+    volatile int *cancel;
 };
 
 struct hfs_result {

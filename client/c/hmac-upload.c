@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,15 @@ enum {
 };
 
 static int verbose, quiet, bar;
+static volatile int stop_signal;
+
+/* SIGINT, SIGTERM: stop cleanly (the library sees the flag within 0.1 s);
+ * the session and state file are kept for the next run. */
+static void
+on_signal(int sig)
+{
+    stop_signal = sig;
+}
 static double bar_last;
 static uint64_t bar_done0;
 static double bar_t0;
@@ -159,6 +169,7 @@ exit_of(enum hfs_status st)
     case HFS_E_GAVE_UP:  return EXIT_GAVE_UP;
     case HFS_E_DIGEST:   return EXIT_DIGEST;
     case HFS_E_STATE:    return EXIT_STATE;
+    case HFS_E_CANCELLED: return 128 + (stop_signal ? stop_signal : SIGINT);
     default:             return EXIT_INTERNAL;
     }
 }
@@ -188,7 +199,8 @@ usage(FILE *f)
           "  -v, --verbose           every request and retry\n"
           "exit status: 0 done, 1 usage, 2 local file, 3 refused by the\n"
           "server, 4 gave up retrying, 5 SHA-256 mismatch, 6 state file,\n"
-          "7 internal error\n", f);
+          "7 internal error, 128+N stopped by signal N (SIGINT, SIGTERM)\n",
+          f);
 }
 
 static const struct option up_longopts[] = {
@@ -229,6 +241,12 @@ transfer(int argc, char **argv, int get)
     hfs_upload_opts_init(&o);
     o.on_progress = on_progress;
     o.on_log = on_log;
+    o.cancel = &stop_signal;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     while ((c = getopt_long(argc, argv, "c:p:r:d:s:o:qvh", up_longopts,
                             NULL)) != -1) {
         switch (c) {
@@ -324,7 +342,7 @@ transfer(int argc, char **argv, int get)
     if (st != HFS_OK) {
         fprintf(stderr, "hmac-upload: upload of %s failed: %s\n", file,
                 res.message);
-        if (o.state_file && (st == HFS_E_GAVE_UP))
+        if (o.state_file && (st == HFS_E_GAVE_UP || st == HFS_E_CANCELLED))
             fprintf(stderr, "hmac-upload: run the same command again to "
                     "resume (state in %s)\n", o.state_file);
         return exit_of(st);

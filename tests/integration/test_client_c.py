@@ -142,15 +142,24 @@ def test_client_killed_and_restarted_resumes():
         state = os.path.join(d.tmp, "upload.state")
         r0 = _received(d)
         kills = 0
-        for stop_at in (2 * MiB + MiB // 2, 5 * MiB + MiB // 3):
+        # SIGKILL, then SIGTERM (which the client handles: it stops within
+        # 0.1 s, keeps its state and says so, exit status 128 + 15).
+        for stop_at, sig in ((2 * MiB + MiB // 2, signal.SIGKILL),
+                             (5 * MiB + MiB // 3, signal.SIGTERM)):
             proc = _start("-c", "1M", "--limit-rate", "3M", "--state", state,
                           "--retry-delay", "0.1", path, url)
             try:
                 _wait_received(d, r0 + stop_at)
                 assert os.path.exists(state), "no state file while uploading"
+                proc.send_signal(sig)
+                out, err = proc.communicate(timeout=5)
             finally:
-                proc.kill()
-                proc.wait()
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            if sig == signal.SIGTERM:
+                assert proc.returncode == 128 + 15, (proc.returncode, err)
+                assert "cancelled" in err and "resume" in err, err
             kills += 1
         sid = open(state).read()
         p = _run("-c", "1M", "--state", state, "-v", path, url)
