@@ -70,7 +70,8 @@ struct hfs_upload_opts {
     long        connect_timeout; /* seconds; 0 = 15 */
     long        stall_timeout;   /* seconds without a byte moving before a
                                     transfer counts as failed; 0 = 30 */
-    uint64_t    max_send_speed;  /* bytes/s per transfer, 0 = unlimited */
+    uint64_t    max_send_speed;  /* bytes/s per transfer, 0 = unlimited
+                                    (hfs_download: receiving) */
     /* Called as bytes move (often) with what the server holds plus what is
      * in flight, and the file size. */
     void      (*on_progress)(void *ud, uint64_t done, uint64_t total);

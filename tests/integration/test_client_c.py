@@ -162,6 +162,11 @@ def test_client_killed_and_restarted_resumes():
                 assert "cancelled" in err and "resume" in err, err
             kills += 1
         sid = open(state).read()
+        # The state belongs to this URL: another one is refused, untouched.
+        other = d.put_url("cc/other.bin", size)
+        p = _run("-c", "1M", "--state", state, path, other)
+        assert p.returncode == 6 and "another URL" in p.stderr, p
+        assert open(state).read() == sid
         p = _run("-c", "1M", "--state", state, "-v", path, url)
         assert p.returncode == 0, p
         assert "resuming session" in p.stderr, p.stderr
