@@ -39,7 +39,14 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/*.c))
 BIN      := $(BUILD)/hmac-file-server
 UNIT     := $(BUILD)/unit-tests
 
-.PHONY: all run check bench install install-user clean deps fuzz
+# client/c: libhfsclient and hmac-upload (never in the daemon's link).
+CLIENT_OBJ  := $(BUILD)/client/c/hfsclient.o $(BUILD)/client/c/logic.o
+CLIENT_LIB  := $(BUILD)/libhfsclient.a
+CLIENT_BIN  := $(BUILD)/hmac-upload
+CLIENT_UNIT := $(BUILD)/client-unit-tests
+CLIENT_LIBS := -lcurl -lcrypto
+
+.PHONY: all run check bench install install-user clean deps fuzz client
 all: $(BIN)
 	@ln -sf $(BIN) hmac-file-server
 
@@ -53,6 +60,17 @@ $(BIN): $(CORE_OBJ) $(BUILD)/master/main.o
 $(UNIT): $(CORE_OBJ) $(UNIT_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcunit
 
+client: $(CLIENT_LIB) $(CLIENT_BIN)
+
+$(CLIENT_LIB): $(CLIENT_OBJ)
+	$(AR) rcs $@ $^
+
+$(CLIENT_BIN): $(BUILD)/client/c/hmac-upload.o $(CLIENT_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CLIENT_LIBS)
+
+$(CLIENT_UNIT): $(BUILD)/client/c/test_logic.o $(CLIENT_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CLIENT_LIBS) -lcunit
+
 deps:
 	@bash .ci/deps.sh
 
@@ -62,7 +80,8 @@ run: deps
 	./hmac-file-server -f
 
 check: deps
-	@$(MAKE) --no-print-directory $(BIN) $(UNIT)
+	@$(MAKE) --no-print-directory $(BIN) $(UNIT) $(CLIENT_LIB) $(CLIENT_BIN) \
+	    $(CLIENT_UNIT)
 	@BUILD=$(BUILD) SAN=$(SAN) bash tests/run.sh
 
 bench: deps
@@ -72,11 +91,14 @@ bench: deps
 fuzz:
 	@bash tests/fuzz/run.sh
 
-install: $(BIN)
+install: $(BIN) $(CLIENT_BIN)
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 \
 	    $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)/etc/init.d \
-	    $(DESTDIR)/etc/hmac-file-server
+	    $(DESTDIR)/etc/hmac-file-server $(DESTDIR)$(PREFIX)/bin \
+	    $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/sbin/hmac-file-server
+	install -m 0755 $(CLIENT_BIN) $(DESTDIR)$(PREFIX)/bin/hmac-upload
+	install -m 0644 docs/hmac-upload.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 0644 docs/hmac-file-server.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	install -m 0644 docs/hmac-file-server.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 0755 init.d/hmac-file-server $(DESTDIR)/etc/init.d/hmac-file-server
@@ -107,4 +129,6 @@ install-user:
 clean:
 	rm -rf build hmac-file-server
 
--include $(CORE_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/master/main.d
+-include $(CORE_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/master/main.d \
+    $(CLIENT_OBJ:.o=.d) $(BUILD)/client/c/hmac-upload.d \
+    $(BUILD)/client/c/test_logic.d

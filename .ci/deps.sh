@@ -6,6 +6,7 @@ set -euo pipefail
 pkgs=(
   build-essential pkg-config
   libssl-dev libconfig-dev libmnl-dev libcunit1-dev libhttp-parser-dev
+  libcurl4-openssl-dev
   curl openssl python3 iproute2 procps psmisc
   prosody prosody-modules go-sendxmpp lua-bitop ejabberd
   nodejs

@@ -12,6 +12,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
 suites=("unit:$BUILD/unit-tests")
+suites+=("client_c_unit:$BUILD/client-unit-tests")
 suites+=("fuzz:bash tests/fuzz/regress.sh")
 suites+=("includes:python3 tests/lint/check_includes.py")
 for f in tests/integration/test_*.py; do

@@ -401,6 +401,8 @@ def test_make_install_layout_and_config_kept():
             "lib/systemd/system/hmac-file-server.service": 0o644,
             "etc/hmac-file-server/hmac-file-server.conf": 0o640,
             "usr/local/share/hmac-file-server/install-user.sh": 0o755,
+            "usr/local/bin/hmac-upload": 0o755,
+            "usr/local/share/man/man1/hmac-upload.1": 0o644,
         }
         for rel, mode in want.items():
             full = os.path.join(dest, rel)
