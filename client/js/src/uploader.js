@@ -224,8 +224,8 @@ export class ResilientUploader {
     let next = 0
     let failure = null
     let result = null
-    const worker = async () => {
-      while (!failure && !result && next < plan.length) {
+    const worker = async (limit = Infinity) => {
+      for (let k = 0; k < limit && !failure && !result && next < plan.length; k++) {
         const [a, b] = plan[next++]
         try {
           const r = await this._putChunk(a, b)
@@ -236,8 +236,12 @@ export class ResilientUploader {
         }
       }
     }
-    const n = Math.min(this.options.parallel, plan.length)
-    await Promise.all(Array.from({ length: n }, worker))
+    // A session the server does not have yet is created by one request
+    // alone: parallel first chunks would find it "being created" and get a
+    // 503 (Retry-After) each.
+    if (!st.exists && this.options.parallel > 1) await worker(1)
+    const n = Math.min(this.options.parallel, plan.length - next)
+    await Promise.all(Array.from({ length: Math.max(n, 0) }, () => worker()))
     if (result) return result
     if (failure) throw failure
     return null
@@ -247,19 +251,19 @@ export class ResilientUploader {
   async _status() {
     const res = await this._request('HEAD', {
       'X-Upload-Session-ID': this.sessionId })
-    if (res.status === 404) return { held: [], complete: false }
+    if (res.status === 404) return { held: [], complete: false, exists: false }
     if (res.status !== 200) throw await this._httpError(res, 'status')
     const off = Number(res.headers.get('Upload-Offset'))
     const len = Number(res.headers.get('Upload-Length'))
     const ranges = res.headers.get('X-Upload-Ranges')
     if (res.headers.get('Upload-Offset') == null) {
       // A published file answered, not a session: nothing of ours is held.
-      return { held: [], complete: false }
+      return { held: [], complete: false, exists: false }
     }
     if (len === this.total && off === this.total && ranges == null)
-      return { held: [[0, this.total]], complete: true }
+      return { held: [[0, this.total]], complete: true, exists: true }
     let held = ranges != null ? parseRanges(ranges) : (off > 0 ? [[0, off]] : [])
-    return { held: normalize(held), complete: false }
+    return { held: normalize(held), complete: false, exists: true }
   }
 
   /** PUT of [a, b): null while incomplete, the answer once complete. */

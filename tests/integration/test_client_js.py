@@ -1,0 +1,255 @@
+"""client/js (ResilientUploader) against the real daemon, driven through its
+command, client/js/bin/hfs-upload.mjs, run by the real node: a normal
+upload, a link that drops (cutproxy), workers killed under it, the client
+itself killed and restarted (it resumes from its --state file without
+re-sending what the daemon holds), a final 403, and a 503 whose
+Retry-After it waits out.
+
+"Re-sent" is measured by the daemon, not the client: hfs_bytes_received_total
+counts every body byte that reached it."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import hfs
+from hfs import Daemon
+from cutproxy import CutProxy
+
+KiB, MiB = 1 << 10, 1 << 20
+CLI = os.path.join(hfs.REPO, "client", "js", "bin", "hfs-upload.mjs")
+
+
+def _node():
+    node = shutil.which("node")
+    if node is None:
+        raise hfs.Skip("node is needed for client/js")
+    return node
+
+
+def _env():
+    return {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+
+
+def _args(path, url, *extra):
+    return [_node(), CLI, path, url, "--seed", "11", *map(str, extra)]
+
+
+def _run(path, url, *extra, timeout=60):
+    p = subprocess.run(_args(path, url, *extra), capture_output=True,
+                       timeout=timeout, env=_env())
+    out = p.stdout.decode().strip().splitlines()
+    res = json.loads(out[-1]) if p.returncode == 0 and out else None
+    return p.returncode, res, p.stderr.decode()
+
+
+def _received(d):
+    return d.metrics().get("hfs_bytes_received_total")
+
+
+def _puts(d, status=None):
+    m = d.metrics()
+    if status is not None:
+        return int(m.get("hfs_requests_total", method="PUT", status=status))
+    return int(m.get("hfs_requests_total", method="PUT"))
+
+
+def _same(d, rel, sha):
+    g = d.get(rel)
+    assert g.status == 200, g
+    assert hfs.sha256(g.body) == sha, "published bytes differ"
+
+
+def test_normal_upload_with_digest():
+    """Parallel chunks, the digest computed and announced; sha256 equal."""
+    with Daemon() as d:
+        size = 9 * MiB + 123
+        path, sha = d.make_file(size)
+        url = d.put_url("u-js/a.bin", size)
+        rc, res, err = _run(path, url, "--chunk-size", MiB, "--parallel", 3,
+                            "--sha256")
+        assert rc == 0, err
+        assert res["status"] == 201, res
+        assert res["url"] == d.url("u-js/a.bin"), res
+        _same(d, "u-js/a.bin", sha)
+        # Nothing sent twice, nothing refused.
+        assert _received(d) == size
+        assert _puts(d) == 10 and _puts(d, 201) == 1, d.metrics()
+
+
+def test_wrong_digest_is_final():
+    """The server's 460 (digest mismatch) ends the upload with its reason;
+    nothing is published."""
+    with Daemon() as d:
+        path, sha = d.make_file(2 * MiB)
+        rc, res, err = _run(path, d.put_url("u-js/w.bin", 2 * MiB),
+                            "--chunk-size", MiB, "--sha256", "0" * 64,
+                            "--retry-delay", 10)
+        assert rc == 1 and "460" in err, err
+        assert d.get("u-js/w.bin").status == 404
+
+
+@hfs.timeout(90)
+def test_cut_connections_complete_byte_identical():
+    """Every connection is reset after 256 KiB..3 MiB: the upload completes,
+    byte-identical, and re-sends at most one chunk per cut."""
+    with Daemon() as d:
+        size = 24 * MiB + 5
+        chunk = MiB
+        path, sha = d.make_file(size)
+        with CutProxy(d.port, 256 * KiB, 3 * MiB, seed=7) as p:
+            url = d.put_url("u-js/cut.bin", size).replace(
+                ":%d/" % d.port, ":%d/" % p.port)
+            rc, res, err = _run(path, url, "--chunk-size", chunk,
+                                "--parallel", 2, "--retry-delay", 20,
+                                "--max-retry-delay", 200, "--max-retries", 8,
+                                "--sha256")
+            cuts = p.cuts
+        assert rc == 0, err
+        assert res["status"] in (200, 201), res
+        _same(d, "u-js/cut.bin", sha)
+        assert cuts >= 5, "the proxy cut only %d connections" % cuts
+        got = _received(d)
+        assert got <= size + cuts * chunk, (got, size, cuts)
+
+
+@hfs.timeout(90)
+def test_workers_killed_repeatedly():
+    """kill -9 of the workers while chunks are in flight, five times: the
+    client asks what is held and completes byte-identical."""
+    with Daemon(**{"server.workers": 2}) as d:
+        size = 40 * MiB
+        path, sha = d.make_file(size)
+        url = d.put_url("u-js/kill.bin", size)
+        proc = subprocess.Popen(
+            _args(path, url, "--chunk-size", 512 * KiB, "--parallel", 2,
+                  "--retry-delay", 50, "--max-retry-delay", 500,
+                  "--max-retries", 10, "--progress"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+        kills = 0
+        errors = []
+        marks = [size * k // 7 for k in range(1, 6)]
+        for line in proc.stderr:
+            ln = line.decode()
+            errors.append(ln)
+            if ln.startswith("progress ") and marks and \
+                    int(ln.split()[1]) >= marks[0]:
+                marks.pop(0)
+                victims = d.worker_pids()
+                for v in victims:
+                    os.kill(v, signal.SIGKILL)
+                kills += 1
+        out = proc.stdout.read().decode()
+        assert proc.wait(60) == 0, "".join(errors[-30:])
+        assert kills == 5, kills
+        res = json.loads(out.strip().splitlines()[-1])
+        assert res["status"] in (200, 201), res
+        _same(d, "u-js/kill.bin", sha)
+        assert d.metrics().get("hfs_worker_restarts_total") >= 5
+
+
+@hfs.timeout(120)
+def test_client_killed_and_restarted_resumes_from_state():
+    """The client is kill -9'd three times mid-upload and started again with
+    the same --state file: same session, and the daemon receives at most
+    one chunk more per kill than the file's size."""
+    with Daemon() as d:
+        size = 24 * MiB
+        chunk = MiB
+        path, sha = d.make_file(size)
+        url = d.put_url("u-js/restart.bin", size)
+        state = os.path.join(d.files, "state.json")
+        args = _args(path, url, "--chunk-size", chunk, "--state", state,
+                     "--retry-delay", 50, "--progress")
+        sessions = set()
+        for frac in (0.2, 0.45, 0.7):
+            proc = subprocess.Popen(args, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, env=_env())
+            for line in proc.stderr:
+                ln = line.decode()
+                if ln.startswith("progress ") and \
+                        int(ln.split()[1]) >= size * frac:
+                    break
+            proc.kill()
+            proc.wait(10)
+            proc.stdout.close()
+            proc.stderr.close()
+            with open(state) as f:
+                saved = json.load(f)
+            assert len(saved) == 1, saved
+            sessions.add(next(iter(saved.values()))["sessionId"])
+            assert d.get("u-js/restart.bin").status == 404
+        rc, res, err = _run(path, url, "--chunk-size", chunk, "--state",
+                            state, "--retry-delay", 50)
+        assert rc == 0, err
+        assert sessions == {res["sessionId"]}, (sessions, res)
+        _same(d, "u-js/restart.bin", sha)
+        got = _received(d)
+        assert got <= size + 3 * chunk, (got, size)
+        # Finished: the session is forgotten.
+        with open(state) as f:
+            assert json.load(f) == {}
+
+
+def test_403_is_final_and_not_retried():
+    """A URL signed for another size: one PUT, 403, the server's reason on
+    stderr, exit 1 at once (no back-off)."""
+    with Daemon() as d:
+        path, _ = d.make_file(3 * MiB)
+        url = d.put_url("u-js/bad.bin", 3 * MiB + 1)
+        t0 = time.monotonic()
+        rc, res, err = _run(path, url, "--chunk-size", MiB,
+                            "--retry-delay", 2000)
+        assert rc == 1, err
+        assert "403" in err and "signature" in err, err
+        assert time.monotonic() - t0 < 1.9, "it waited a back-off"
+        assert _puts(d) == 1 and _puts(d, 403) == 1, d.metrics()
+        assert d.get("u-js/bad.bin").status == 404
+
+
+@hfs.timeout(60)
+def test_503_retry_after_is_waited_out():
+    """The session table is full (capacity 1, another upload holds the
+    slot): the daemon answers 503 + Retry-After. With 2 retries of 10 ms
+    the client would give up in a blink; it waits Retry-After instead, and
+    completes once the other upload has finished."""
+    with Daemon(**{"uploads.session_capacity": 1}) as d:
+        other = d.put_target("u-js/other.bin", 10)
+        r = d.put_stream(other, b"01234", [("X-Upload-Session-ID", "other"),
+                                           ("Content-Range", "bytes 0-4/10")])
+        assert r.status == 200, r
+        size = 2 * MiB
+        path, sha = d.make_file(size)
+        url = d.put_url("u-js/wait.bin", size)
+        proc = subprocess.Popen(
+            _args(path, url, "--chunk-size", MiB, "--retry-delay", 10,
+                  "--max-retries", 2),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+        t0 = time.monotonic()
+        hfs.wait_for(lambda: _puts(d, 503) >= 1, 10, "a 503")
+        probe = d.put_stream(
+            d.put_target("u-js/wait.bin", size), b"x" * MiB, [("X-Upload-Session-ID", "probe"),
+                              ("Content-Range",
+                               "bytes 0-%d/%d" % (MiB - 1, size))])
+        assert probe.status == 503, probe
+        retry_after = int(probe.header("Retry-After"))
+        assert retry_after >= 1
+        time.sleep(1.0)
+        # Still waiting, not failed, after more than 2 quick retries.
+        assert proc.poll() is None, proc.communicate()
+        r = d.put_stream(other, b"56789", [("X-Upload-Session-ID", "other"),
+                                           ("Content-Range", "bytes 5-9/10")])
+        assert r.status == 201, r
+        out, err = proc.communicate(timeout=40)
+        dt = time.monotonic() - t0
+        assert proc.returncode == 0, err.decode()
+        assert json.loads(out.decode().strip().splitlines()[-1])["status"] \
+            == 201
+        _same(d, "u-js/wait.bin", sha)
+        assert dt >= retry_after - 0.5, dt
+        # The client's own 503s: few (one per Retry-After), not a storm.
+        assert 1 <= _puts(d, 503) - 1 <= 4, d.metrics()
