@@ -55,3 +55,11 @@ test('session ids are 128 random bits; options are checked', () => {
   assert.equal(up.options.maxRetries, 5)
   assert.equal(up.options.retryDelay, 2000)
 })
+
+test('dist/hfs-uploader.js (for file:// pages) is the current src/', async () => {
+  const { bundle } = await import('../tools/bundle.mjs')
+  const { readFileSync } = await import('node:fs')
+  const path = new URL('../dist/hfs-uploader.js', import.meta.url)
+  assert.equal(readFileSync(path, 'utf8'), bundle(),
+    'stale: run node client/js/tools/bundle.mjs')
+})
