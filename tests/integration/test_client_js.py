@@ -253,3 +253,111 @@ def test_503_retry_after_is_waited_out():
         assert dt >= retry_after - 0.5, dt
         # The client's own 503s: few (one per Retry-After), not a storm.
         assert 1 <= _puts(d, 503) - 1 <= 4, d.metrics()
+
+
+# ---------------------------------------------------------------- browser
+
+CHROMIUM = "/usr/bin/chromium"
+HERE = os.path.dirname(os.path.abspath(__file__))
+SDK_DRIVER = os.path.join(HERE, "browser-sdk", "sdk.js")
+# playwright-core, locked by browser/ (test_browser_cors.py): one install.
+PW_SRC = os.path.join(HERE, "browser")
+PW_DIR = os.path.join(hfs.REPO, "build", "browser-cors")
+JS_ROOT = os.path.join(hfs.REPO, "client", "js")
+
+
+class _Quiet(__import__("http.server").server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+class StaticServer:
+    """client/js served as any static server would, on its own origin."""
+
+    def __init__(self, root):
+        import http.server
+        handler = lambda *a, **kw: _Quiet(*a, directory=root, **kw)
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.port = self.srv.server_address[1]
+        self.thread = threading.Thread(target=self.srv.serve_forever,
+                                       daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def _browser(d, runs):
+    if not os.access(CHROMIUM, os.X_OK):
+        raise hfs.Skip("no %s (.ci/deps.sh installs it)" % CHROMIUM)
+    node = hfs.node_with(PW_SRC, PW_DIR, "playwright-core")
+    jpath = os.path.join(d.files, "job-%d.json" % time.monotonic_ns())
+    with open(jpath, "w") as f:
+        json.dump({"chromium": CHROMIUM, "runs": runs}, f)
+    env = _env()
+    env["NODE_PATH"] = os.path.join(PW_DIR, "node_modules")
+    p = subprocess.run([node, SDK_DRIVER, jpath], capture_output=True,
+                       timeout=150, env=env)
+    out = p.stdout.decode().strip().splitlines()
+    assert out, "driver printed nothing (rc %d):\n%s" % (
+        p.returncode, p.stderr.decode()[-2000:])
+    res = json.loads(out[-1])
+    if "launch_error" in res:
+        raise hfs.Skip("chromium cannot start: " + res["launch_error"][:300])
+    assert "runs" in res, res
+    return res["runs"]
+
+
+def _page(origin, url, **q):
+    from urllib.parse import urlencode
+    return "%s/example/index.html?%s" % (origin, urlencode(dict(url=url, **q)))
+
+
+@hfs.timeout(170)
+def test_browser_example_page_cuts_pause_reload():
+    """Headless Chromium on the example page, served from another loopback
+    origin, the daemon behind cutproxy: (1) an upload with cut connections
+    and a pause (nothing moves while paused) completes byte-identical;
+    (2) the page is reloaded mid-upload, the same file chosen again: it
+    resumes the session from localStorage (its first status already holds
+    bytes) and the daemon receives no full re-send."""
+    with StaticServer(JS_ROOT) as page:
+        origin = "http://127.0.0.1:%d" % page.port
+        with Daemon(**{"security.cors_origins": [origin]}) as d:
+            chunk = MiB
+            size1, size2 = 12 * MiB + 3, 32 * MiB
+            f1, sha1 = d.make_file(size1)
+            f2, sha2 = d.make_file(size2)
+            with CutProxy(d.port, 1 * MiB, 8 * MiB, seed=5) as p:
+                via = lambda rel, n: d.put_url(rel, n).replace(
+                    ":%d/" % d.port, ":%d/" % p.port)
+                q = dict(chunkSize=chunk, retryDelay=20, maxRetries=10,
+                         parallel=2)
+                runs = _browser(d, [
+                    {"url": _page(origin, via("u-br/one.bin", size1),
+                                  sha256=1, **q),
+                     "file": f1, "pauseAt": 0.3},
+                    {"url": _page(origin, via("u-br/two.bin", size2), **q),
+                     "file": f2, "reloadAt": 0.35}])
+                cuts = p.cuts
+            one, two = runs
+            assert one["state"]["phase"] == "done", one
+            assert one["state"]["result"]["url"] == \
+                "http://127.0.0.1:%d/u-br/one.bin" % p.port, one
+            assert one["paused"]["before"] == one["paused"]["after"], one
+            _same(d, "u-br/one.bin", sha1)
+            assert one["leftInStorage"] == 0, one
+            assert two["pending"] == 1, two
+            assert two["state"]["phase"] == "done", two
+            assert two["state"]["firstHeld"] >= 0.3 * size2, two
+            _same(d, "u-br/two.bin", sha2)
+            assert cuts >= 3, cuts
+            got = _received(d)
+            # Each cut and the reload re-send at most one chunk each per
+            # parallel connection.
+            assert got <= size1 + size2 + (cuts + 1) * 2 * chunk, \
+                (got, size1 + size2, cuts)
