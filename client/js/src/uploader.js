@@ -223,6 +223,7 @@ export class ResilientUploader {
     if (plan.length === 0) return null   // all held, not yet published: ask again
     let next = 0
     let failure = null
+    let deferred = null
     let result = null
     const worker = async (limit = Infinity) => {
       for (let k = 0; k < limit && !failure && !result && next < plan.length; k++) {
@@ -231,6 +232,13 @@ export class ResilientUploader {
           const r = await this._putChunk(a, b)
           if (r) result = r
         } catch (e) {
+          // A 503 on a session that exists is about this range (the
+          // server still sees a dead connection writing it): send the
+          // other gaps meanwhile, and wait Retry-After only for this one.
+          if (st.exists && e.status === 503 && e.retryAfter != null) {
+            deferred = e
+            continue
+          }
           if (!failure || (e.final && !failure.final)) failure = e
           if (e.final) this._interruptAll('failed')
         }
@@ -244,6 +252,7 @@ export class ResilientUploader {
     await Promise.all(Array.from({ length: Math.max(n, 0) }, () => worker()))
     if (result) return result
     if (failure) throw failure
+    if (deferred) throw deferred
     return null
   }
 
