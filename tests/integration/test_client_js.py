@@ -92,6 +92,26 @@ def test_normal_upload_with_digest():
         assert _puts(d) == 10 and _puts(d, 201) == 1, d.metrics()
 
 
+def test_stream_source_with_digest_computed_on_the_way():
+    """Standard input (a stream of known size, read once, never rewound)
+    in parallel chunks, its digest computed as it is read and announced
+    with the last chunk (a wrong one would be 460)."""
+    with Daemon() as d:
+        size = 7 * MiB + 3
+        path, sha = d.make_file(size)
+        url = d.put_url("u-js/stdin.bin", size)
+        with open(path, "rb") as f:
+            p = subprocess.run(_args("-", url, "--stdin-size", size,
+                                     "--chunk-size", MiB, "--parallel", 3,
+                                     "--sha256"),
+                               stdin=f, capture_output=True, timeout=60,
+                               env=_env())
+        assert p.returncode == 0, p.stderr.decode()
+        assert json.loads(p.stdout.decode())["status"] == 201
+        _same(d, "u-js/stdin.bin", sha)
+        assert _received(d) == size
+
+
 def test_wrong_digest_is_final():
     """The server's 460 (digest mismatch) ends the upload with its reason;
     nothing is published."""

@@ -19,6 +19,17 @@ function usage(msg) {
 }
 
 const args = process.argv.slice(2)
+if (args.includes('--help') || args.includes('-h')) {
+  process.stdout.write(`usage: hfs-upload FILE SIGNED_URL [--state FILE.json] [--chunk-size N]
+  [--parallel N] [--max-retries N] [--retry-delay MS] [--max-retry-delay MS]
+  [--timeout MS] [--sha256 [HEX]] [--session-id ID] [--seed N] [--stdin-size N]
+  [--progress]
+FILE "-" reads standard input (give its size with --stdin-size). --state
+remembers the session so that the same command run again resumes it.
+Exit status: 0 uploaded, 1 failed (the server's reason is printed), 2 usage.
+`)
+  process.exit(0)
+}
 const pos = []
 const opt = {}
 const num = (v, name) => {
