@@ -407,3 +407,68 @@ def test_browser_example_page_cuts_pause_reload():
             "file": f3}])
         assert three["state"]["phase"] == "done", three
         _same(d, "u-br/three.bin", sha3)
+
+
+# ---------------------------------------------------------------- netns
+
+@hfs.timeout(90)
+def test_link_down_up_mid_upload():
+    """The daemon in its own network namespace behind a veth (the machinery
+    of test_netns.py); the client's end of the link goes down for 4 s in
+    the middle of the upload (requests in flight stall and time out, new
+    ones find no route) and comes back: the upload completes
+    byte-identical, re-sending at most the chunks in flight."""
+    import test_netns as tn
+    reason = tn._can_make_namespaces()
+    if reason:
+        raise hfs.Skip(reason)
+    if shutil.which("tc") is None:
+        raise hfs.Skip("tc (iproute2) is needed to slow the link")
+    with tn.Netns() as ns, tn.NsDaemon(ns, **tn.NETWORK) as d:
+        # 80 Mbit/s on the client's end, so the upload is in flight when
+        # the link goes away (a veth is otherwise faster than the disk).
+        tn._ip("link", "show", ns.peer)
+        subprocess.run(["tc", "qdisc", "add", "dev", ns.peer, "root", "tbf",
+                        "rate", "80mbit", "burst", "64kb", "latency",
+                        "50ms"], check=True, capture_output=True, timeout=20)
+        size = 32 * MiB
+        chunk = MiB
+        path, sha = d.make_file(size)
+        url = d.url("u-js/netns.bin", "v=" + hfs.sign_v1("u-js/netns.bin",
+                                                          size))
+        proc = subprocess.Popen(
+            _args(path, url, "--chunk-size", chunk, "--parallel", 2,
+                  "--retry-delay", 200, "--max-retry-delay", 1000,
+                  "--max-retries", 30, "--timeout", 3000, "--progress"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+        lines = []
+        held_at_down = None
+        for line in proc.stderr:
+            ln = line.decode()
+            lines.append(ln)
+            if held_at_down is None and ln.startswith("progress ") and \
+                    int(ln.split()[1]) >= size // 4:
+                held_at_down = int(ln.split()[1])
+                tn._ip("link", "set", ns.peer, "down")
+                time.sleep(4)
+                tn._ip("link", "set", ns.peer, "up")
+                tn._wait_reachable(ns, d)
+        out = proc.stdout.read().decode()
+        assert proc.wait(60) == 0, "".join(lines[-30:])
+        res = json.loads(out.strip().splitlines()[-1])
+        assert held_at_down is not None and held_at_down < size, held_at_down
+        assert any(ln.startswith("chunk ") for ln in lines), \
+            "the outage did not hit a request:\n" + "".join(lines[-20:])
+        assert res["status"] in (200, 201), res
+        g = d.get("u-js/netns.bin", method="HEAD")
+        assert g.status == 200 and g.header("Content-Length") == str(size)
+        got = d.metrics().get("hfs_bytes_received_total")
+        assert got <= size + 2 * chunk, (got, size)
+        import hashlib
+        import urllib.request
+        h = hashlib.sha256()
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(d.url("u-js/netns.bin"), timeout=30) as r:
+            for piece in iter(lambda: r.read(1 << 20), b""):
+                h.update(piece)
+        assert h.hexdigest() == sha, "published bytes differ"
