@@ -158,11 +158,11 @@ export class ResilientUploader {
     const o = this.options
     this.state = this._paused ? 'paused' : 'running'
     this._attachNetwork()
-    const src = this._src = await toSource(this.source, o)
-    const total = this.total = src.size
-    this._storageKey = `${this.url}|${total}|${src.id}`
     try {
-      this._check()
+      const src = this._src = await toSource(this.source, o)
+      const total = this.total = src.size
+      this._storageKey = `${this.url}|${total}|${src.id}`
+      await this._gate()
       if (total === 0) return await this._finish(await this._putWhole())
       if (!this.sessionId) {
         const saved = await o.storage.get(this._storageKey)
