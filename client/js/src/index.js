@@ -7,3 +7,4 @@ export { ResilientUploader, UploadError, newSessionId, getUrlOf } from './upload
 export { memoryStorage, webStorage, fileStorage, defaultStorage } from './storage.js'
 export { parseRanges, formatRanges, normalize, addRange, heldBytes, missingRanges,
   planChunks, backoffDelay, parseRetryAfter, isFinalStatus } from './ranges.js'
+export { Sha256 } from './sha256.js'

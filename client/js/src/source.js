@@ -7,6 +7,8 @@
 // A stream can only go forward: read() may skip bytes but never rewind;
 // a chunk that must be re-sent is kept by the uploader until it is held.
 
+import { Sha256 } from './sha256.js'
+
 const hex = (buf) => Array.from(new Uint8Array(buf),
   (b) => b.toString(16).padStart(2, '0')).join('')
 
@@ -22,8 +24,14 @@ function blobSource(blob) {
     sequential: false,
     read: async (a, b) => blob.slice(a, b),
     async sha256() {
-      // WebCrypto has no incremental digest: the file is read once whole.
-      return webDigest(await blob.arrayBuffer())
+      // WebCrypto has no incremental digest: up to 64 MiB it is given the
+      // whole file; beyond, the file is hashed piece by piece in JS.
+      if (blob.size <= 64 * 1024 * 1024 && globalThis.crypto?.subtle)
+        return webDigest(await blob.arrayBuffer())
+      const h = new Sha256()
+      for (let a = 0; a < blob.size; a += 4 * 1024 * 1024)
+        h.update(await blob.slice(a, a + 4 * 1024 * 1024).arrayBuffer())
+      return h.hex()
     },
   }
 }

@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const order = ['ranges.js', 'storage.js', 'source.js', 'uploader.js']
+const order = ['ranges.js', 'storage.js', 'sha256.js', 'source.js', 'uploader.js']
 
 export function bundle() {
   const index = readFileSync(join(root, 'src', 'index.js'), 'utf8')
