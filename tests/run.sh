@@ -15,6 +15,8 @@ suites=("unit:$BUILD/unit-tests")
 suites+=("client_c_unit:$BUILD/client-unit-tests")
 suites+=("fuzz:bash tests/fuzz/regress.sh")
 suites+=("includes:python3 tests/lint/check_includes.py")
+# client/js's node --test units (back-off, range arithmetic, storage).
+suites+=("client_js_unit:node client/js/test/run.mjs")
 for f in tests/integration/test_*.py; do
   [ -e "$f" ] && suites+=("$(basename "$f" .py):python3 tests/integration/runner.py $f")
 done
