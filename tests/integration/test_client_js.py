@@ -124,6 +124,80 @@ def test_wrong_digest_is_final():
         assert d.get("u-js/w.bin").status == 404
 
 
+API_DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          "client-js", "api.mjs")
+
+
+def _api(d, **job):
+    """ResilientUploader used as a library (client-js/api.mjs): what its
+    callbacks reported, and the most requests it had in flight at once."""
+    jpath = os.path.join(d.files, "api-%d.json" % time.monotonic_ns())
+    with open(jpath, "w") as f:
+        json.dump(job, f)
+    p = subprocess.run([_node(), API_DRIVER, jpath], capture_output=True,
+                       timeout=60, env=_env())
+    assert p.returncode == 0, p.stderr.decode()[-2000:]
+    return json.loads(p.stdout.decode().strip().splitlines()[-1])
+
+
+def _monotone_to(progress, total):
+    """onProgress: never backwards (it counts what the server holds), and
+    the last call says everything is held."""
+    assert progress, "onProgress was never called"
+    held = [h for h, t in progress]
+    assert all(t == total for h, t in progress), progress[:5]
+    assert held == sorted(held), "progress went backwards: %r" % held
+    assert held[-1] == total, held[-5:]
+
+
+def test_api_parallel_4_callbacks():
+    """parallel: 4 (the most) as a library: four PUTs are in flight at
+    once (after the first chunk, which creates the session, alone); every
+    chunk is acknowledged once through onChunk and together they are the
+    file, nothing overlapping; onProgress climbs to the size; the daemon
+    received each byte once and publishes the same file."""
+    with Daemon() as d:
+        chunk, size = MiB, 16 * MiB + 7
+        path, sha = d.make_file(size)
+        r = _api(d, file=path, url=d.put_url("u-js/p4.bin", size),
+                 chunkSize=chunk, parallel=4)
+        assert r["state"] == "done" and r["result"]["status"] == 201, r
+        assert r["maxInFlight"] == 4, r["maxInFlight"]
+        _monotone_to(r["progress"], size)
+        got = sorted((c["start"], c["end"]) for c in r["chunks"])
+        assert all(c.get("error") is None for c in r["chunks"]), r["chunks"]
+        assert len(got) == 17, got
+        assert got[0][0] == 0 and got[-1][1] == size, got
+        assert all(a[1] == b[0] for a, b in zip(got, got[1:])), got
+        assert [c["status"] for c in r["chunks"]].count(201) == 1
+        _same(d, "u-js/p4.bin", sha)
+        assert _received(d) == size
+        assert _puts(d) == 17, d.metrics()
+
+
+def test_api_abort_signal_stops_and_forgets():
+    """An AbortSignal aborted mid-upload (from onProgress, at a quarter):
+    upload() rejects with an AbortError, requests in flight are cut (the
+    daemon receives nothing more), nothing is published, and the storage
+    file no longer remembers the session."""
+    with Daemon() as d:
+        size = 32 * MiB
+        path, _ = d.make_file(size)
+        state = os.path.join(d.files, "abort-state.json")
+        r = _api(d, file=path, url=d.put_url("u-js/abort.bin", size),
+                 chunkSize=MiB, parallel=2, storage=state, abortAt=0.25)
+        assert r["error"]["name"] == "AbortError", r
+        assert r["state"] == "aborted", r
+        assert "result" not in r
+        assert r["storageLeft"] == [], r["storageLeft"]
+        held = r["progress"][-1][0]
+        assert size // 4 <= held < size, held
+        before = _received(d)
+        time.sleep(1.0)
+        assert _received(d) == before < size, (before, size)
+        assert d.get("u-js/abort.bin").status == 404
+
+
 @hfs.timeout(90)
 def test_cut_connections_complete_byte_identical():
     """Every connection is reset after 256 KiB..3 MiB: the upload completes,
@@ -138,11 +212,17 @@ def test_cut_connections_complete_byte_identical():
             rc, res, err = _run(path, url, "--chunk-size", chunk,
                                 "--parallel", 2, "--retry-delay", 20,
                                 "--max-retry-delay", 200, "--max-retries", 8,
-                                "--sha256")
+                                "--sha256", "--progress")
             cuts = p.cuts
         assert rc == 0, err
         assert res["status"] in (200, 201), res
         _same(d, "u-js/cut.bin", sha)
+        # onProgress counts what the daemon holds: it never goes back, not
+        # even across cuts; onChunk reported the cut chunks.
+        _monotone_to([tuple(map(int, ln.split()[1:3]))
+                      for ln in err.splitlines()
+                      if ln.startswith("progress ")], size)
+        assert any(ln.startswith("chunk ") for ln in err.splitlines()), err
         assert cuts >= 5, "the proxy cut only %d connections" % cuts
         got = _received(d)
         assert got <= size + cuts * chunk, (got, size, cuts)
