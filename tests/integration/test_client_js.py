@@ -489,6 +489,43 @@ def test_browser_example_page_cuts_pause_reload():
         _same(d, "u-br/three.bin", sha3)
 
 
+@hfs.timeout(120)
+def test_browser_offline_pauses_and_online_resumes():
+    """Headless Chromium goes offline mid-upload (playwright's
+    context.setOffline: navigator.onLine false, an `offline` event, every
+    request fails). The uploader stops sending (the daemon's
+    hfs_bytes_received_total stays flat for 2 s) without spending its
+    retries (2, of 20 ms: an uploader that kept trying would have given up
+    long before), and when the browser is back online it goes on and
+    completes byte-identical, the daemon having received at most the
+    chunks the `offline` event cut in flight twice."""
+    with StaticServer(JS_ROOT) as page:
+        origin = "http://127.0.0.1:%d" % page.port
+        with Daemon(**{"security.cors_origins": [origin]}) as d:
+            chunk, size = MiB, 64 * MiB
+            path, sha = d.make_file(size)
+            run, = _browser(d, [{
+                "url": _page(origin, d.put_url("u-br/off.bin", size),
+                             chunkSize=chunk, parallel=2, retryDelay=20,
+                             maxRetries=2),
+                "file": path, "offlineAt": 0.2, "offlineMs": 2000,
+                "metrics": d.url("metrics")}])
+            off = run["offline"]
+            assert off["onLine"] is False and off["events"] == 1, run
+            assert off["held"][0] < size, "done before going offline"
+            assert off["phase"] == "running", run
+            assert off["held"][0] == off["held"][1], off
+            assert off["received"][0] == off["received"][1], \
+                "the upload went on sending while offline: %r" % off
+            assert run["state"]["phase"] == "done", run
+            _same(d, "u-br/off.bin", sha)
+            got = _received(d)
+            assert got <= size + 2 * chunk, (got, size)
+            print("offline at %d of %d bytes held (%d 0.3 s later); %d "
+                  "bytes re-sent" % (off["at"], size, off["held"][0],
+                                     got - size))
+
+
 # ---------------------------------------------------------------- netns
 
 @hfs.timeout(90)
