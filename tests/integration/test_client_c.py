@@ -68,6 +68,52 @@ def test_normal_upload():
         assert m.get("hfs_requests_total", method="PUT", status="201") == 1
 
 
+@hfs.timeout(30)
+def test_progress_bar_on_a_terminal_parallel_4():
+    """Standard error a terminal: hmac-upload draws a bar from the
+    library's progress callback, four chunks at a time. Its percentage
+    never goes back and the last frame says 100 % with the size on both
+    sides; every byte reached the daemon once."""
+    import pty
+    with Daemon(**{"server.workers": 2}) as d:
+        size = 8 * MiB
+        path, sha = d.make_file(size)
+        url = d.put_url("cc/bar.bin", size)
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([UPLOAD, "-c", "512K", "-p", "4",
+                                 "--limit-rate", "1M", path, url],
+                                stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=slave)
+        os.close(slave)
+        text = b""
+        try:
+            while True:
+                try:
+                    piece = os.read(master, 4096)
+                except OSError:         # EIO: the client has exited
+                    break
+                if not piece:
+                    break
+                text += piece
+            assert proc.wait(20) == 0, text
+        finally:
+            os.close(master)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        frames = re.findall(rb"\r\[[# ]{30}\] +(\d+)%  ([\d.]+ \w+) / "
+                            rb"([\d.]+ \w+)", text)
+        assert len(frames) >= 5, text
+        pcts = [int(f[0]) for f in frames]
+        assert pcts == sorted(pcts), "the bar went back: %r" % pcts
+        assert frames[-1] == (b"100", b"8.0 MiB", b"8.0 MiB"), frames[-1]
+        assert text.endswith(b"\n"), text[-80:]
+        assert proc.stdout.read().decode().strip() == url.split("?")[0]
+        proc.stdout.close()
+        _published(d, "cc/bar.bin", sha)
+        assert _received(d) == size, "bytes sent twice"
+
+
 @hfs.timeout(40)
 def test_cut_connections_complete_byte_identical():
     with Daemon(**{"server.workers": 2}) as d:
