@@ -68,39 +68,50 @@ def test_normal_upload():
         assert m.get("hfs_requests_total", method="PUT", status="201") == 1
 
 
-@hfs.timeout(30)
+def _on_tty(*args):
+    """Runs hmac-upload with standard error a terminal (a pty): (exit
+    status, what the terminal got, standard output)."""
+    import pty
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([UPLOAD] + [str(a) for a in args],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=slave)
+    os.close(slave)
+    text = b""
+    try:
+        while True:
+            try:
+                piece = os.read(master, 4096)
+            except OSError:             # EIO: the client has exited
+                break
+            if not piece:
+                break
+            text += piece
+        rc = proc.wait(20)
+        out = proc.stdout.read().decode()
+    finally:
+        os.close(master)
+        proc.stdout.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return rc, text, out
+
+
+@hfs.timeout(40)
 def test_progress_bar_on_a_terminal_parallel_4():
     """Standard error a terminal: hmac-upload draws a bar from the
     library's progress callback, four chunks at a time. Its percentage
     never goes back and the last frame says 100 % with the size on both
-    sides; every byte reached the daemon once."""
-    import pty
+    sides; every byte reached the daemon once. --quiet draws nothing and
+    still says what failed."""
     with Daemon(**{"server.workers": 2}) as d:
         size = 8 * MiB
         path, sha = d.make_file(size)
         url = d.put_url("cc/bar.bin", size)
-        master, slave = pty.openpty()
-        proc = subprocess.Popen([UPLOAD, "-c", "512K", "-p", "4",
-                                 "--limit-rate", "1M", path, url],
-                                stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=slave)
-        os.close(slave)
-        text = b""
-        try:
-            while True:
-                try:
-                    piece = os.read(master, 4096)
-                except OSError:         # EIO: the client has exited
-                    break
-                if not piece:
-                    break
-                text += piece
-            assert proc.wait(20) == 0, text
-        finally:
-            os.close(master)
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        rc, text, out = _on_tty("-c", "512K", "-p", "4", "--limit-rate",
+                                "1M", path, url)
+        assert rc == 0, text
         frames = re.findall(rb"\r\[[# ]{30}\] +(\d+)%  ([\d.]+ \w+) / "
                             rb"([\d.]+ \w+)", text)
         assert len(frames) >= 5, text
@@ -108,10 +119,18 @@ def test_progress_bar_on_a_terminal_parallel_4():
         assert pcts == sorted(pcts), "the bar went back: %r" % pcts
         assert frames[-1] == (b"100", b"8.0 MiB", b"8.0 MiB"), frames[-1]
         assert text.endswith(b"\n"), text[-80:]
-        assert proc.stdout.read().decode().strip() == url.split("?")[0]
-        proc.stdout.close()
+        assert out.strip() == url.split("?")[0], out
         _published(d, "cc/bar.bin", sha)
         assert _received(d) == size, "bytes sent twice"
+        # --quiet: nothing but errors (not even the URL).
+        rc, text, out = _on_tty("-q", "-c", "4M", path,
+                                d.put_url("cc/quiet.bin", size))
+        assert (rc, text, out) == (0, b"", ""), (rc, text, out)
+        _published(d, "cc/quiet.bin", sha)
+        # ... but a failure is still said.
+        rc, text, out = _on_tty("-q", path, d.put_url("cc/q403.bin", 1))
+        assert rc == 3 and b"HTTP 403" in text, (rc, text)
+        assert out == ""
 
 
 @hfs.timeout(40)
