@@ -27,8 +27,9 @@ Every drop_every seconds (drawn in [lo, hi] for each drop) every open
 connection is reset at once, and for `down` seconds after that new
 connections are reset as soon as they are accepted (the link is down).
 Both kinds of cut can be combined. rate=BYTES_PER_S makes the link that
-slow (client to server, shared by all connections), as a real one is. As a command, for manual runs and for
-non-Python clients:
+slow (client to server, shared by all connections), as a real one is.
+
+As a command, for manual runs and for non-Python clients:
 
     python3 tests/integration/cutproxy.py TARGET_PORT [CUT_MIN CUT_MAX [SEED]]
     python3 tests/integration/cutproxy.py --drop-every LO HI [DOWN [SEED]] TARGET_PORT

@@ -192,6 +192,7 @@ def test_api_abort_signal_stops_and_forgets():
         assert r["storageLeft"] == [], r["storageLeft"]
         held = r["progress"][-1][0]
         assert size // 4 <= held < size, held
+        time.sleep(0.5)             # what was already on its way lands
         before = _received(d)
         time.sleep(1.0)
         assert _received(d) == before < size, (before, size)
