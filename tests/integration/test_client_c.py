@@ -159,6 +159,30 @@ def test_cut_connections_complete_byte_identical():
         assert "status:" in p.stderr, "no status request after failures"
 
 
+def _has_connection(pid, port):
+    """Whether process `pid` holds an established TCP socket whose local
+    port is `port` (an accepted client connection)."""
+    inodes = set()
+    try:
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+        with open("/proc/%d/net/tcp" % pid) as f:
+            rows = f.read().splitlines()[1:]
+    except OSError:
+        return False
+    for row in rows:
+        col = row.split()
+        if col[3] == "01" and int(col[1].split(":")[1], 16) == port \
+                and col[9] in inodes:
+            return True
+    return False
+
+
 @hfs.timeout(40)
 def test_worker_killed_repeatedly():
     with Daemon(**{"server.workers": 2}) as d:
@@ -177,8 +201,10 @@ def test_worker_killed_repeatedly():
                 if proc.poll() is not None or not ws:
                     break
                 # The worker holding the upload is the one with a
-                # connection to the client; kill them all, one at a time.
-                victim = ws[len(killed) % len(ws)]
+                # connection to the client: kill it (else the next one,
+                # all of them over the run).
+                busy = [w for w in ws if _has_connection(w, d.port)]
+                victim = (busy or ws)[len(killed) % len(busy or ws)]
                 os.kill(victim, signal.SIGKILL)
                 killed.append(victim)
                 d.wait_workers(2, exclude=killed)
