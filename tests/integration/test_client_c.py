@@ -471,3 +471,29 @@ def test_sha256_mismatch_is_final():
         assert p.returncode == 5, p
         assert "460" in p.stderr and "SHA-256" in p.stderr, p.stderr
         assert d.get("cc/digest.bin").status == 404
+
+
+def _closed_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@hfs.timeout(20)
+def test_unreachable_server_gives_up_with_exit_4():
+    """Nothing listens: after --max-retries failures in a row (and their
+    back-off) hmac-upload gives up with exit status 4 and says why."""
+    path, _ = hfs.make_file(1 << 20)
+    url = "http://127.0.0.1:%d/cc/x.bin?v=%s" % (_closed_port(), "0" * 64)
+    t0 = time.monotonic()
+    p = _run("--max-retries", "2", "--retry-delay", "0.2", path, url)
+    took = time.monotonic() - t0
+    assert p.returncode == 4, p
+    assert "gave up after 3 failures in a row" in p.stderr, p.stderr
+    assert "connect" in p.stderr.lower(), p.stderr
+    # Two back-offs, 0.1-0.2 s and 0.2-0.4 s: waited, but not for long.
+    assert 0.3 <= took < 5, took
+

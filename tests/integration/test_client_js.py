@@ -327,6 +327,28 @@ def test_403_is_final_and_not_retried():
         assert d.get("u-js/bad.bin").status == 404
 
 
+@hfs.timeout(20)
+def test_unreachable_server_gives_up():
+    """Nothing listens: after --max-retries failures without progress (and
+    their back-off) the client gives up, exit status 1, saying why."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    path, _ = hfs.make_file(MiB)
+    t0 = time.monotonic()
+    rc, res, err = _run(path, "http://127.0.0.1:%d/u-js/x.bin?v=%s"
+                        % (port, "0" * 64), "--max-retries", 2,
+                        "--retry-delay", 200)
+    took = time.monotonic() - t0
+    assert rc == 1 and res is None, (rc, res, err)
+    assert "gave up after 2 retries without progress" in err, err
+    assert "ECONNREFUSED" in err, err
+    # Back-offs of 200-250 and 400-500 ms were waited.
+    assert took >= 0.6, took
+
+
 @hfs.timeout(60)
 def test_503_retry_after_is_waited_out():
     """The session table is full (capacity 1, another upload holds the
