@@ -4,6 +4,8 @@
 #   make run        install missing packages, build, start on 127.0.0.1 (./var)
 #   make check      install missing packages, build, run every test
 #   make check SAN=1  the same under AddressSanitizer + UBSan
+#   make check-long  the slow tests make check skips (HFS_LONG=1): a 1 GiB
+#                   upload over a dropping link with each client, minutes
 #   make bench      side-by-side benchmark against nginx
 #   make install PREFIX=/usr/local DESTDIR=
 #                   files, then (without DESTDIR) install-user
@@ -46,7 +48,7 @@ CLIENT_BIN  := $(BUILD)/hmac-upload
 CLIENT_UNIT := $(BUILD)/client-unit-tests
 CLIENT_LIBS := -lcurl -lcrypto
 
-.PHONY: all run check bench install install-user clean deps fuzz client
+.PHONY: all run check check-long bench install install-user clean deps fuzz client
 all: $(BIN)
 	@ln -sf $(BIN) hmac-file-server
 
@@ -83,6 +85,12 @@ check: deps
 	@$(MAKE) --no-print-directory $(BIN) $(UNIT) $(CLIENT_LIB) $(CLIENT_BIN) \
 	    $(CLIENT_UNIT)
 	@BUILD=$(BUILD) SAN=$(SAN) bash tests/run.sh
+
+# Only the suites with long tests (each skips itself without HFS_LONG=1).
+check-long: deps
+	@$(MAKE) --no-print-directory $(BIN) $(CLIENT_BIN)
+	@BUILD=$(BUILD) SAN=$(SAN) HFS_LONG=1 ONLY='test_client_long' \
+	    bash tests/run.sh
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BIN)

@@ -188,13 +188,32 @@ held_from(struct up *u, const struct hdrs *h, int replace)
     }
 }
 
+/* Bytes of [a, b) not in u->held. */
+static uint64_t
+not_held(const struct up *u, uint64_t a, uint64_t b)
+{
+    uint64_t n = b - a;
+    for (int i = 0; i < u->nheld; i++) {
+        uint64_t lo = u->held[i].start > a ? u->held[i].start : a,
+                 hi = u->held[i].end < b ? u->held[i].end : b;
+        if (lo < hi)
+            n -= hi - lo;
+    }
+    return n;
+}
+
+/* What the server holds plus what is in flight. A chunk's bytes the server
+ * already reported held (another chunk's answer lists what has reached it
+ * of the chunks still in flight) count once: counted twice, the sum would
+ * drop back when that chunk is answered. */
 static void
 progress(struct up *u)
 {
     uint64_t done = held_bytes(u);
     for (int i = 0; i < HFS_PARALLEL_MAX; i++)
         if (u->x[i].e)
-            done += u->x[i].ulnow;
+            done += not_held(u, u->x[i].r.start,
+                             u->x[i].r.start + u->x[i].ulnow);
     if (done > u->total)
         done = u->total;
     if (u->o->on_progress && done != u->last_progress) {

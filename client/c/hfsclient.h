@@ -73,7 +73,8 @@ struct hfs_upload_opts {
     uint64_t    max_send_speed;  /* bytes/s per transfer, 0 = unlimited
                                     (hfs_download: receiving) */
     /* Called as bytes move (often) with what the server holds plus what is
-     * in flight, and the file size. */
+     * in flight (each byte counted once), and the file size. It goes back
+     * only when a chunk in flight fails. */
     void      (*on_progress)(void *ud, uint64_t done, uint64_t total);
     /* Retries, waits and status answers, as one line of text. */
     void      (*on_log)(void *ud, enum hfs_log_level lvl, const char *msg);

@@ -68,6 +68,71 @@ def test_normal_upload():
         assert m.get("hfs_requests_total", method="PUT", status="201") == 1
 
 
+def _on_tty(*args):
+    """Runs hmac-upload with standard error a terminal (a pty): (exit
+    status, what the terminal got, standard output)."""
+    import pty
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([UPLOAD] + [str(a) for a in args],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=slave)
+    os.close(slave)
+    text = b""
+    try:
+        while True:
+            try:
+                piece = os.read(master, 4096)
+            except OSError:             # EIO: the client has exited
+                break
+            if not piece:
+                break
+            text += piece
+        rc = proc.wait(20)
+        out = proc.stdout.read().decode()
+    finally:
+        os.close(master)
+        proc.stdout.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return rc, text, out
+
+
+@hfs.timeout(40)
+def test_progress_bar_on_a_terminal_parallel_4():
+    """Standard error a terminal: hmac-upload draws a bar from the
+    library's progress callback, four chunks at a time. Its percentage
+    never goes back and the last frame says 100 % with the size on both
+    sides; every byte reached the daemon once. --quiet draws nothing and
+    still says what failed."""
+    with Daemon(**{"server.workers": 2}) as d:
+        size = 8 * MiB
+        path, sha = d.make_file(size)
+        url = d.put_url("cc/bar.bin", size)
+        rc, text, out = _on_tty("-c", "512K", "-p", "4", "--limit-rate",
+                                "1M", path, url)
+        assert rc == 0, text
+        frames = re.findall(rb"\r\[[# ]{30}\] +(\d+)%  ([\d.]+ \w+) / "
+                            rb"([\d.]+ \w+)", text)
+        assert len(frames) >= 5, text
+        pcts = [int(f[0]) for f in frames]
+        assert pcts == sorted(pcts), "the bar went back: %r" % pcts
+        assert frames[-1] == (b"100", b"8.0 MiB", b"8.0 MiB"), frames[-1]
+        assert text.endswith(b"\n"), text[-80:]
+        assert out.strip() == url.split("?")[0], out
+        _published(d, "cc/bar.bin", sha)
+        assert _received(d) == size, "bytes sent twice"
+        # --quiet: nothing but errors (not even the URL).
+        rc, text, out = _on_tty("-q", "-c", "4M", path,
+                                d.put_url("cc/quiet.bin", size))
+        assert (rc, text, out) == (0, b"", ""), (rc, text, out)
+        _published(d, "cc/quiet.bin", sha)
+        # ... but a failure is still said.
+        rc, text, out = _on_tty("-q", path, d.put_url("cc/q403.bin", 1))
+        assert rc == 3 and b"HTTP 403" in text, (rc, text)
+        assert out == ""
+
+
 @hfs.timeout(40)
 def test_cut_connections_complete_byte_identical():
     with Daemon(**{"server.workers": 2}) as d:
@@ -94,6 +159,30 @@ def test_cut_connections_complete_byte_identical():
         assert "status:" in p.stderr, "no status request after failures"
 
 
+def _has_connection(pid, port):
+    """Whether process `pid` holds an established TCP socket whose local
+    port is `port` (an accepted client connection)."""
+    inodes = set()
+    try:
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+        with open("/proc/%d/net/tcp" % pid) as f:
+            rows = f.read().splitlines()[1:]
+    except OSError:
+        return False
+    for row in rows:
+        col = row.split()
+        if col[3] == "01" and int(col[1].split(":")[1], 16) == port \
+                and col[9] in inodes:
+            return True
+    return False
+
+
 @hfs.timeout(40)
 def test_worker_killed_repeatedly():
     with Daemon(**{"server.workers": 2}) as d:
@@ -112,8 +201,10 @@ def test_worker_killed_repeatedly():
                 if proc.poll() is not None or not ws:
                     break
                 # The worker holding the upload is the one with a
-                # connection to the client; kill them all, one at a time.
-                victim = ws[len(killed) % len(ws)]
+                # connection to the client: kill it (else the next one,
+                # all of them over the run).
+                busy = [w for w in ws if _has_connection(w, d.port)]
+                victim = (busy or ws)[len(killed) % len(busy or ws)]
                 os.kill(victim, signal.SIGKILL)
                 killed.append(victim)
                 d.wait_workers(2, exclude=killed)
@@ -380,3 +471,29 @@ def test_sha256_mismatch_is_final():
         assert p.returncode == 5, p
         assert "460" in p.stderr and "SHA-256" in p.stderr, p.stderr
         assert d.get("cc/digest.bin").status == 404
+
+
+def _closed_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@hfs.timeout(20)
+def test_unreachable_server_gives_up_with_exit_4():
+    """Nothing listens: after --max-retries failures in a row (and their
+    back-off) hmac-upload gives up with exit status 4 and says why."""
+    path, _ = hfs.make_file(1 << 20)
+    url = "http://127.0.0.1:%d/cc/x.bin?v=%s" % (_closed_port(), "0" * 64)
+    t0 = time.monotonic()
+    p = _run("--max-retries", "2", "--retry-delay", "0.2", path, url)
+    took = time.monotonic() - t0
+    assert p.returncode == 4, p
+    assert "gave up after 3 failures in a row" in p.stderr, p.stderr
+    assert "connect" in p.stderr.lower(), p.stderr
+    # Two back-offs, 0.1-0.2 s and 0.2-0.4 s: waited, but not for long.
+    assert 0.3 <= took < 5, took
+

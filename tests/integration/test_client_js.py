@@ -124,6 +124,81 @@ def test_wrong_digest_is_final():
         assert d.get("u-js/w.bin").status == 404
 
 
+API_DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          "client-js", "api.mjs")
+
+
+def _api(d, **job):
+    """ResilientUploader used as a library (client-js/api.mjs): what its
+    callbacks reported, and the most requests it had in flight at once."""
+    jpath = os.path.join(d.files, "api-%d.json" % time.monotonic_ns())
+    with open(jpath, "w") as f:
+        json.dump(job, f)
+    p = subprocess.run([_node(), API_DRIVER, jpath], capture_output=True,
+                       timeout=60, env=_env())
+    assert p.returncode == 0, p.stderr.decode()[-2000:]
+    return json.loads(p.stdout.decode().strip().splitlines()[-1])
+
+
+def _monotone_to(progress, total):
+    """onProgress: never backwards (it counts what the server holds), and
+    the last call says everything is held."""
+    assert progress, "onProgress was never called"
+    held = [h for h, t in progress]
+    assert all(t == total for h, t in progress), progress[:5]
+    assert held == sorted(held), "progress went backwards: %r" % held
+    assert held[-1] == total, held[-5:]
+
+
+def test_api_parallel_4_callbacks():
+    """parallel: 4 (the most) as a library: four PUTs are in flight at
+    once (after the first chunk, which creates the session, alone); every
+    chunk is acknowledged once through onChunk and together they are the
+    file, nothing overlapping; onProgress climbs to the size; the daemon
+    received each byte once and publishes the same file."""
+    with Daemon() as d:
+        chunk, size = MiB, 16 * MiB + 7
+        path, sha = d.make_file(size)
+        r = _api(d, file=path, url=d.put_url("u-js/p4.bin", size),
+                 chunkSize=chunk, parallel=4)
+        assert r["state"] == "done" and r["result"]["status"] == 201, r
+        assert r["maxInFlight"] == 4, r["maxInFlight"]
+        _monotone_to(r["progress"], size)
+        got = sorted((c["start"], c["end"]) for c in r["chunks"])
+        assert all(c.get("error") is None for c in r["chunks"]), r["chunks"]
+        assert len(got) == 17, got
+        assert got[0][0] == 0 and got[-1][1] == size, got
+        assert all(a[1] == b[0] for a, b in zip(got, got[1:])), got
+        assert [c["status"] for c in r["chunks"]].count(201) == 1
+        _same(d, "u-js/p4.bin", sha)
+        assert _received(d) == size
+        assert _puts(d) == 17, d.metrics()
+
+
+def test_api_abort_signal_stops_and_forgets():
+    """An AbortSignal aborted mid-upload (from onProgress, at a quarter):
+    upload() rejects with an AbortError, requests in flight are cut (the
+    daemon receives nothing more), nothing is published, and the storage
+    file no longer remembers the session."""
+    with Daemon() as d:
+        size = 32 * MiB
+        path, _ = d.make_file(size)
+        state = os.path.join(d.files, "abort-state.json")
+        r = _api(d, file=path, url=d.put_url("u-js/abort.bin", size),
+                 chunkSize=MiB, parallel=2, storage=state, abortAt=0.25)
+        assert r["error"]["name"] == "AbortError", r
+        assert r["state"] == "aborted", r
+        assert "result" not in r
+        assert r["storageLeft"] == [], r["storageLeft"]
+        held = r["progress"][-1][0]
+        assert size // 4 <= held < size, held
+        time.sleep(0.5)             # what was already on its way lands
+        before = _received(d)
+        time.sleep(1.0)
+        assert _received(d) == before < size, (before, size)
+        assert d.get("u-js/abort.bin").status == 404
+
+
 @hfs.timeout(90)
 def test_cut_connections_complete_byte_identical():
     """Every connection is reset after 256 KiB..3 MiB: the upload completes,
@@ -138,11 +213,17 @@ def test_cut_connections_complete_byte_identical():
             rc, res, err = _run(path, url, "--chunk-size", chunk,
                                 "--parallel", 2, "--retry-delay", 20,
                                 "--max-retry-delay", 200, "--max-retries", 8,
-                                "--sha256")
+                                "--sha256", "--progress")
             cuts = p.cuts
         assert rc == 0, err
         assert res["status"] in (200, 201), res
         _same(d, "u-js/cut.bin", sha)
+        # onProgress counts what the daemon holds: it never goes back, not
+        # even across cuts; onChunk reported the cut chunks.
+        _monotone_to([tuple(map(int, ln.split()[1:3]))
+                      for ln in err.splitlines()
+                      if ln.startswith("progress ")], size)
+        assert any(ln.startswith("chunk ") for ln in err.splitlines()), err
         assert cuts >= 5, "the proxy cut only %d connections" % cuts
         got = _received(d)
         assert got <= size + cuts * chunk, (got, size, cuts)
@@ -237,13 +318,36 @@ def test_403_is_final_and_not_retried():
         path, _ = d.make_file(3 * MiB)
         url = d.put_url("u-js/bad.bin", 3 * MiB + 1)
         t0 = time.monotonic()
+        # A back-off far longer than node's start on a loaded machine.
         rc, res, err = _run(path, url, "--chunk-size", MiB,
-                            "--retry-delay", 2000)
+                            "--retry-delay", 15000)
         assert rc == 1, err
         assert "403" in err and "signature" in err, err
-        assert time.monotonic() - t0 < 1.9, "it waited a back-off"
+        assert time.monotonic() - t0 < 12, "it waited a back-off"
         assert _puts(d) == 1 and _puts(d, 403) == 1, d.metrics()
         assert d.get("u-js/bad.bin").status == 404
+
+
+@hfs.timeout(20)
+def test_unreachable_server_gives_up():
+    """Nothing listens: after --max-retries failures without progress (and
+    their back-off) the client gives up, exit status 1, saying why."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    path, _ = hfs.make_file(MiB)
+    t0 = time.monotonic()
+    rc, res, err = _run(path, "http://127.0.0.1:%d/u-js/x.bin?v=%s"
+                        % (port, "0" * 64), "--max-retries", 2,
+                        "--retry-delay", 200)
+    took = time.monotonic() - t0
+    assert rc == 1 and res is None, (rc, res, err)
+    assert "gave up after 2 retries without progress" in err, err
+    assert "ECONNREFUSED" in err, err
+    # Back-offs of 200-250 and 400-500 ms were waited.
+    assert took >= 0.6, took
 
 
 @hfs.timeout(60)
@@ -407,6 +511,43 @@ def test_browser_example_page_cuts_pause_reload():
             "file": f3}])
         assert three["state"]["phase"] == "done", three
         _same(d, "u-br/three.bin", sha3)
+
+
+@hfs.timeout(120)
+def test_browser_offline_pauses_and_online_resumes():
+    """Headless Chromium goes offline mid-upload (playwright's
+    context.setOffline: navigator.onLine false, an `offline` event, every
+    request fails). The uploader stops sending (the daemon's
+    hfs_bytes_received_total stays flat for 2 s) without spending its
+    retries (2, of 20 ms: an uploader that kept trying would have given up
+    long before), and when the browser is back online it goes on and
+    completes byte-identical, the daemon having received at most the
+    chunks the `offline` event cut in flight twice."""
+    with StaticServer(JS_ROOT) as page:
+        origin = "http://127.0.0.1:%d" % page.port
+        with Daemon(**{"security.cors_origins": [origin]}) as d:
+            chunk, size = MiB, 64 * MiB
+            path, sha = d.make_file(size)
+            run, = _browser(d, [{
+                "url": _page(origin, d.put_url("u-br/off.bin", size),
+                             chunkSize=chunk, parallel=2, retryDelay=20,
+                             maxRetries=2),
+                "file": path, "offlineAt": 0.2, "offlineMs": 2000,
+                "metrics": d.url("metrics")}])
+            off = run["offline"]
+            assert off["onLine"] is False and off["events"] == 1, run
+            assert off["held"][0] < size, "done before going offline"
+            assert off["phase"] == "running", run
+            assert off["held"][0] == off["held"][1], off
+            assert off["received"][0] == off["received"][1], \
+                "the upload went on sending while offline: %r" % off
+            assert run["state"]["phase"] == "done", run
+            _same(d, "u-br/off.bin", sha)
+            got = _received(d)
+            assert got <= size + 2 * chunk, (got, size)
+            print("offline at %d of %d bytes held (%d 0.3 s later); %d "
+                  "bytes re-sent" % (off["at"], size, off["held"][0],
+                                     got - size))
 
 
 # ---------------------------------------------------------------- netns

@@ -721,7 +721,16 @@ class ResilientUploader {
     }
     const digest = this._digest || this._src.digestSoFar?.()
     if (digest) headers['X-Content-SHA256'] = digest
-    const res = await this._request('PUT', headers, body)
+    let res
+    try {
+      res = await this._request('PUT', headers, body)
+    } catch (e) {
+      // No answer (a cut connection, a timeout): still a failed chunk for
+      // onChunk. Not a pause or an abort, which are the caller's own.
+      if (e instanceof UploadError)
+        this.options.onChunk?.({ start: a, end: b, status: null, error: e })
+      throw e
+    }
     const info = { start: a, end: b, status: res.status }
     if (res.status === 200 || res.status === 201) {
       await res.arrayBuffer().catch(() => {})
