@@ -38,6 +38,8 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/*.c))
 
 BIN      := $(BUILD)/hmac-file-server
 UNIT     := $(BUILD)/unit-tests
+# Helpers the integration tests run (tests/tools/NAME.c -> $(BUILD)/NAME).
+TOOLS    := $(patsubst tests/tools/%.c,$(BUILD)/%,$(sort $(wildcard tests/tools/*.c)))
 
 .PHONY: all run check bench install install-user clean deps fuzz
 all: $(BIN)
@@ -53,6 +55,9 @@ $(BIN): $(CORE_OBJ) $(BUILD)/master/main.o
 $(UNIT): $(CORE_OBJ) $(UNIT_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcunit
 
+$(BUILD)/%: $(BUILD)/tests/tools/%.o $(CORE_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 deps:
 	@bash .ci/deps.sh
 
@@ -62,7 +67,7 @@ run: deps
 	./hmac-file-server -f
 
 check: deps
-	@$(MAKE) --no-print-directory $(BIN) $(UNIT)
+	@$(MAKE) --no-print-directory $(BIN) $(UNIT) $(TOOLS)
 	@BUILD=$(BUILD) SAN=$(SAN) bash tests/run.sh
 
 bench: deps

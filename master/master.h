@@ -1,6 +1,8 @@
 /* master: the supervising process. It owns the configuration, the listening
  * sockets and the shared mappings; it forks workers and never serves a
- * request or takes a lock in shared memory itself. */
+ * request or takes a lock in shared memory itself (what a dead worker
+ * leaves in the session table is released by a live worker: see
+ * stats_dead_push). */
 #ifndef MASTER_MASTER_H
 #define MASTER_MASTER_H
 
@@ -39,6 +41,7 @@ struct master {
     struct linesink *alog;   /* logging.access_log, NULL when off */
     struct netmon_shared *netmon;   /* shared page netmon writes */
     int           netmon_wake_fd;   /* eventfd netmon writes, workers watch */
+    int           reaped_wake_fd;   /* eventfd: a dead pid was queued */
     int64_t       netmon_respawn_at_ms;
     int           netmon_backoff_ms;
     int           alive_pipe[2];  /* workers see EOF on [0] if we die */
@@ -64,7 +67,6 @@ int  master_tls_context(const struct conf *c, void **ctx_r, char *err,
                         size_t errlen);
 /* recover.c */
 int  master_recover(struct master *m, char *err, size_t errlen);
-void master_sweep_sessions(struct master *m);
 void master_sweep_oneshot(struct master *m, pid_t pid);
 /* supervise.c */
 int  master_run(struct master *m);

@@ -19,7 +19,6 @@
 #include "lib/util/log.h"
 #include "netmon/netmon.h"
 #include "shm/stats.h"
-#include "shm/table.h"
 #include "worker/worker.h"
 
 #define BACKOFF_MIN_MS    100
@@ -80,6 +79,7 @@ spawn_worker(struct master *m, int index)
             .parent_fd = m->alive_pipe[0],
             .generation = m->generation,
             .netmon = m->netmon, .netmon_wake_fd = m->netmon_wake_fd,
+            .reaped_wake_fd = m->reaped_wake_fd,
             .table = m->table, .alog = m->alog,
         };
         _exit(worker_run(&wi));
@@ -173,14 +173,15 @@ child_exited(struct master *m, struct child *ch, int status, bool stopping)
     stats_slot_release(m->stats, ch->pid);
     describe_exit(status, how, sizeof(how));
     /* Leases and claims of the dead process are void now, so a client
-     * retrying its range is not kept waiting for their deadlines. */
-    char err[256];
-    int n = 0;
-    if (m->table && (n = shm_table_forget_pid(m->table, ch->pid, err,
-                                              sizeof(err))) < 0)
-        log_warn("session table after worker %d: %s", idx, err);
-    if (n > 0)
-        master_sweep_sessions(m);
+     * retrying its range is not kept waiting for their deadlines. Releasing
+     * them takes entry locks, which a stopped or hung worker may hold for
+     * ever: a worker does it (stats_dead_take), never the master. */
+    uint64_t one = 1;
+    if (m->table && !stats_dead_push(m->stats, ch->pid))
+        log_warn("worker %d (pid %d): cleanup queue full; its upload "
+                 "leases end at their deadlines", idx, (int)ch->pid);
+    else if (m->table && write(m->reaped_wake_fd, &one, sizeof(one)) < 0)
+        log_debug("waking workers: %s", strerror(errno));
     /* Its one-shot uploads died with it. Done before any fork, so the pid
      * cannot have been reused by a worker of ours yet. */
     master_sweep_oneshot(m, ch->pid);

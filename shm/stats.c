@@ -3,6 +3,7 @@
 
 #include <http_parser.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -72,6 +73,38 @@ stats_slot_release(struct stats *s, pid_t pid)
             s->slots[i].paused = 0;
             s->slots[i].pid = 0;
         }
+}
+
+bool
+stats_dead_push(struct stats *s, pid_t pid)
+{
+    for (int i = 0; i < STATS_DEAD_MAX; i++) {
+        pid_t zero = 0;
+        if (atomic_compare_exchange_strong(&s->dead[i], &zero, pid))
+            return true;
+    }
+    s->dead_dropped++;
+    return false;
+}
+
+pid_t
+stats_dead_take(struct stats *s)
+{
+    for (int i = 0; i < STATS_DEAD_MAX; i++) {
+        pid_t pid = atomic_load_explicit(&s->dead[i], memory_order_relaxed);
+        if (pid != 0 && atomic_compare_exchange_strong(&s->dead[i], &pid, 0))
+            return pid;
+    }
+    return 0;
+}
+
+bool
+stats_pid_live(const struct stats *s, pid_t pid)
+{
+    for (int i = 0; i < STATS_SLOTS; i++)
+        if (s->slots[i].pid == pid)
+            return true;
+    return false;
 }
 
 void

@@ -69,6 +69,8 @@ struct worker {
     int                 index;          /* worker number in its generation */
     int64_t             next_janitor_ms;
     bool                janitor_running;
+    bool                forget_running;     /* sess_forget_dead's job */
+    struct loop_io      reaped_io;      /* master: a worker was reaped */
     struct linesink   *alog;           /* NULL: logging.access_log off */
     /* Picks and starts the handler of a request whose head is parsed
      * (router.c, wired by worker.c): 0 = read the body, -1 = answered. */

@@ -30,6 +30,7 @@ struct worker_init {
     struct netmon_shared *netmon; /* NULL: no network change detection */
     struct shm_table *table;      /* resumable sessions, mapped by master */
     int           netmon_wake_fd;
+    int           reaped_wake_fd; /* eventfd: the master queued a dead pid */
     struct linesink *alog;       /* the master's, inherited; NULL: off */
 };
 
