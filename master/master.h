@@ -17,6 +17,7 @@
 struct linesink;
 struct stats;
 struct netmon_shared;
+struct peers;
 struct shm_table;
 
 struct child {
@@ -26,6 +27,7 @@ struct child {
     int64_t  started_ms;
     bool     retiring;        /* old generation: told to stop, not replaced */
     bool     netmon;          /* the network monitor, not a worker */
+    int      slot;            /* stats and peers row, -1: none */
 };
 
 struct master {
@@ -36,6 +38,7 @@ struct master {
     size_t        nlisten;
     int           root_fd, staging_fd;
     struct stats *stats;
+    struct peers *peers;      /* per-address counts (shm/peers.h) */
     struct shm_table *table;  /* resumable sessions (shm/table.h) */
     void         *tls_ctx;    /* SSL_CTX for tls: listeners, or NULL */
     struct linesink *alog;   /* logging.access_log, NULL when off */

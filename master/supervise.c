@@ -18,6 +18,7 @@
 #include "lib/util/linesink.h"
 #include "lib/util/log.h"
 #include "netmon/netmon.h"
+#include "shm/peers.h"
 #include "shm/stats.h"
 #include "worker/worker.h"
 
@@ -62,6 +63,8 @@ spawn_worker(struct master *m, int index)
             stats_slot_release(m->stats, 1);
         return -1;
     }
+    peers_row_clear(m->peers, slot);
+    peers_row_open(m->peers, slot);
     pid_t pid = fork();
     if (pid < 0) {
         log_error("fork: %s", strerror(errno));
@@ -80,12 +83,13 @@ spawn_worker(struct master *m, int index)
             .generation = m->generation,
             .netmon = m->netmon, .netmon_wake_fd = m->netmon_wake_fd,
             .reaped_wake_fd = m->reaped_wake_fd,
-            .table = m->table, .alog = m->alog,
+            .table = m->table, .alog = m->alog, .peers = m->peers,
         };
         _exit(worker_run(&wi));
     }
     m->stats->slots[slot].pid = pid;
     ch->pid = pid;
+    ch->slot = slot;
     ch->index = index;
     ch->generation = m->generation;
     ch->started_ms = now_ms();
@@ -120,6 +124,7 @@ spawn_netmon(struct master *m)
     }
     ch->pid = pid;
     ch->index = -1;
+    ch->slot = -1;
     ch->netmon = true;
     ch->generation = m->generation;
     ch->started_ms = now_ms();
@@ -171,6 +176,10 @@ child_exited(struct master *m, struct child *ch, int status, bool stopping)
     bool current = !ch->retiring && ch->generation == m->generation;
 
     stats_slot_release(m->stats, ch->pid);
+    /* Its connections and uploads are gone: they count no more. */
+    if (ch->slot >= 0)
+        peers_row_clear(m->peers, ch->slot);
+    ch->slot = -1;
     describe_exit(status, how, sizeof(how));
     /* Leases and claims of the dead process are void now, so a client
      * retrying its range is not kept waiting for their deadlines. Releasing

@@ -154,6 +154,12 @@ stats_render(const struct stats *s, char *buf, size_t len)
                 emit(&o, "hfs_requests_total{method=\"%s\",status=\"%d\"} %llu\n",
                      method_names[m], status_codes[i],
                      (unsigned long long)s->requests[m][i]);
+    emit(&o, "# HELP hfs_limit_refusals_total Connections and uploads refused by a per-address limit.\n"
+             "# TYPE hfs_limit_refusals_total counter\n"
+             "hfs_limit_refusals_total{limit=\"connections_per_address\"} %llu\n"
+             "hfs_limit_refusals_total{limit=\"uploads_per_address\"} %llu\n",
+         (unsigned long long)s->refused_conns,
+         (unsigned long long)s->refused_uploads);
 #define COUNTER(name, help, v) \
     emit(&o, "# HELP " name " " help "\n# TYPE " name " counter\n" name " %llu\n", \
          (unsigned long long)(v))

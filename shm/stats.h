@@ -41,6 +41,8 @@ struct stats {
      * the first worker to take it does the work. 0 = free. */
     _Atomic pid_t     dead[STATS_DEAD_MAX];
     _Atomic uint64_t  dead_dropped;     /* queue was full: left to deadlines */
+    /* Refused by a per-address limit (worker/conn_limit.c). */
+    _Atomic uint64_t  refused_conns, refused_uploads;
 };
 
 struct stats *stats_create(void);                 /* master, before fork */

@@ -23,6 +23,7 @@
 #include "shm/stats.h"
 #include "worker/accesslog.h"
 #include "worker/conn.h"
+#include "worker/conn_limit.h"
 #include "worker/pause.h"
 #include "worker/router.h"
 #include "worker/session.h"
@@ -135,6 +136,7 @@ on_tick(void *data)
 {
     struct worker *w = data;
     conn_tick(w);
+    conn_memory_tick(w);
     if (!w->stopping)
         storage_tick(w);
     /* Any worker may release what a dead one held: not only worker 0,
@@ -213,6 +215,8 @@ worker_run(const struct worker_init *init)
     w.conf = init->conf;
     w.stats = init->stats;
     w.slot = &init->stats->slots[init->stats_slot];
+    w.peers = init->peers;
+    w.row = init->stats_slot;
     w.root_fd = init->root_fd;
     w.staging_fd = init->staging_fd;
     w.tls_ctx = init->tls_ctx;
@@ -223,6 +227,7 @@ worker_run(const struct worker_init *init)
     w.netmon = init->netmon;
     w.generation = init->generation;
     w.alog = init->alog;
+    conn_memory_init();
     if ((w.loop = loop_create()) == NULL
         || (w.pool = syncpool_create(w.loop, SYNC_THREADS)) == NULL
         || setup_signals(&w) < 0) {
@@ -282,6 +287,7 @@ worker_run(const struct worker_init *init)
         conn_close(c);
     }
     conn_free_dead(&w);
+    conn_memory_fini(&w);
     linesink_flush(w.alog);
     pause_fini(&w);
     syncpool_destroy(w.pool);    /* waits for running jobs */
