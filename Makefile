@@ -112,4 +112,5 @@ install-user:
 clean:
 	rm -rf build hmac-file-server
 
--include $(CORE_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/master/main.d
+-include $(CORE_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/master/main.d \
+         $(patsubst $(BUILD)/%,$(BUILD)/tests/tools/%.d,$(TOOLS))
