@@ -72,14 +72,16 @@ def test_connections_per_address_across_workers():
             held = [conn_from(d) for _ in range(4)]
             for c in held:
                 c.send(b"GET /health HTTP/1.1\r\nHost: x\r\n")
-            owners = workers_holding(d, held)
-            if len(owners) == 2:
+            if len(workers_holding(d, held)) == 2:
+                break
+            if attempt == 9:
+                print("note: all four connections landed on one worker")
                 break
             for c in held:
                 c.close()
-            time.sleep(0.2)
-        else:
-            print("note: all four connections landed on one worker")
+            # Closed connections count until their worker has seen them go.
+            hfs.wait_for(lambda: health_from(d, "127.0.0.1").status == 200,
+                         5, "connections released")
         over = conn_from(d)
         refused_503(over)
         over.close()
@@ -184,6 +186,10 @@ def _slowloris(d, n):
 
 @hfs.timeout(120)
 def test_slowloris_memory_returned():
+    if "/build/san/" in hfs.HFS_BIN:
+        # ASan's allocator keeps freed memory in quarantine and ignores
+        # mallopt/malloc_trim: RSS says nothing about glibc's heap there.
+        raise hfs.Skip("RSS is measured on the release build")
     n = 500
     with Daemon(**{"server.workers": 1,
                    "server.max_connections_per_address": 2 * n}) as d:
