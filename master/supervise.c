@@ -175,6 +175,10 @@ child_exited(struct master *m, struct child *ch, int status, bool stopping)
     int idx = ch->index;
     bool current = !ch->retiring && ch->generation == m->generation;
 
+    /* It may have died cleaning up after another dead worker: that one
+     * goes back into the queue. */
+    if (ch->slot >= 0)
+        stats_dead_requeue(m->stats, &m->stats->slots[ch->slot]);
     stats_slot_release(m->stats, ch->pid);
     /* Its connections and uploads are gone: they count no more. */
     if (ch->slot >= 0)

@@ -57,6 +57,7 @@ stats_slot_claim(struct stats *s, pid_t pid)
             s->slots[i].connections = 0;
             s->slots[i].uploads = 0;
             s->slots[i].paused = 0;
+            s->slots[i].forgetting = 0;
             s->slots[i].pid = pid;
             return i;
         }
@@ -88,14 +89,42 @@ stats_dead_push(struct stats *s, pid_t pid)
 }
 
 pid_t
-stats_dead_take(struct stats *s)
+stats_dead_take(struct stats *s, struct stats_slot *mine)
 {
     for (int i = 0; i < STATS_DEAD_MAX; i++) {
-        pid_t pid = atomic_load_explicit(&s->dead[i], memory_order_relaxed);
-        if (pid != 0 && atomic_compare_exchange_strong(&s->dead[i], &pid, 0))
+        pid_t pid = atomic_load(&s->dead[i]);
+        if (pid == 0)
+            continue;
+        /* Named as ours before it leaves the queue: killed in between,
+         * it is queued twice at worst (forgetting twice is harmless). */
+        atomic_store(&mine->forgetting, pid);
+        if (atomic_compare_exchange_strong(&s->dead[i], &pid, 0))
             return pid;
+        atomic_store(&mine->forgetting, 0);
     }
     return 0;
+}
+
+bool
+stats_dead_pending(const struct stats *s)
+{
+    for (int i = 0; i < STATS_DEAD_MAX; i++)
+        if (atomic_load(&s->dead[i]) != 0)
+            return true;
+    for (int i = 0; i < STATS_SLOTS; i++)
+        if (s->slots[i].pid != 0 && atomic_load(&s->slots[i].forgetting) != 0)
+            return true;
+    return false;
+}
+
+void
+stats_dead_requeue(struct stats *s, struct stats_slot *dead)
+{
+    pid_t pid = atomic_exchange(&dead->forgetting, 0);
+    if (pid != 0) {
+        stats_dead_push(s, pid);
+        atomic_store(&s->dead_sweep, 1);
+    }
 }
 
 bool

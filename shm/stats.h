@@ -21,6 +21,8 @@ struct stats_slot {
     _Atomic int64_t   connections;
     _Atomic int64_t   uploads;
     _Atomic int64_t   paused;
+    _Atomic pid_t     forgetting;   /* dead pid this process is cleaning up
+                                       after (stats_dead_take), 0: none */
 };
 
 struct stats {
@@ -41,6 +43,7 @@ struct stats {
      * the first worker to take it does the work. 0 = free. */
     _Atomic pid_t     dead[STATS_DEAD_MAX];
     _Atomic uint64_t  dead_dropped;     /* queue was full: left to deadlines */
+    _Atomic int       dead_sweep;       /* a cleaner died: sweep regardless */
     /* Refused by a per-address limit (worker/conn_limit.c). */
     _Atomic uint64_t  refused_conns, refused_uploads;
 };
@@ -50,9 +53,16 @@ int   stats_slot_claim(struct stats *s, pid_t pid);   /* master, at fork */
 void  stats_slot_release(struct stats *s, pid_t pid); /* master, at reap */
 void  stats_count_request(struct stats *s, int method, int status);
 /* The dead-worker queue: push (master, at reap; never blocks, false if
- * full), take (any worker: one pid or 0; each pid is taken once). */
+ * full), take (any worker: one pid or 0; each pid is taken once). The
+ * taker's slot->forgetting names the pid from before it leaves the queue
+ * until the taker clears it when done: a taker that dies in between is
+ * reaped too, and stats_dead_requeue (master, at its reap) puts the pid
+ * back and asks for a sweep, so no dead pid is ever lost. */
 bool  stats_dead_push(struct stats *s, pid_t pid);
-pid_t stats_dead_take(struct stats *s);
+pid_t stats_dead_take(struct stats *s, struct stats_slot *mine);
+void  stats_dead_requeue(struct stats *s, struct stats_slot *dead);
+/* True while a dead pid is queued or being cleaned up after. */
+bool  stats_dead_pending(const struct stats *s);
 /* True if pid is a live process slot (a pid reused since it was queued). */
 bool  stats_pid_live(const struct stats *s, pid_t pid);
 /* Prometheus text exposition into buf; returns bytes written or -1. */

@@ -12,7 +12,9 @@
 #define _GNU_SOURCE
 #include "worker/session_internal.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "lib/conf/conf.h"
 #include "lib/store/manifest.h"
@@ -126,15 +128,18 @@ forget_queued(struct worker *w, int timeout_ms)
     char  err[256];
     pid_t pid;
 
-    while ((pid = stats_dead_take(w->stats)) != 0) {
+    while ((pid = stats_dead_take(w->stats, w->slot)) != 0) {
         /* Reused by a process of ours since it was queued: the leases
          * are that process's now. The dead one's end at their deadlines. */
-        if (stats_pid_live(w->stats, pid))
-            continue;
-        int n = shm_table_forget_pid(w->table, pid, timeout_ms, err,
+        int n = stats_pid_live(w->stats, pid) ? 0
+              : shm_table_forget_pid(w->table, pid, timeout_ms, err,
                                      sizeof(err));
-        if (n > 0)
+        /* The claims it was creating are doomed now: free them, or a
+         * client retrying the same upload is told "busy" until the
+         * janitor comes round. Also when a worker died doing this. */
+        if (n >= 0 && (n > 0 || atomic_exchange(&w->stats->dead_sweep, 0)))
             n = sess_reclaim(w, err, sizeof(err)) < 0 ? -1 : n;
+        atomic_store(&w->slot->forgetting, 0);
         if (n < 0)
             log_warn("session table after worker pid %d died: %s", (int)pid,
                      err);
@@ -178,6 +183,12 @@ sess_forget_dead(struct worker *w)
 void
 sess_forget_dead_now(struct worker *w, int timeout_ms)
 {
-    if (w->table != NULL)
-        forget_queued(w, timeout_ms);
+    if (w->table == NULL)
+        return;
+    forget_queued(w, timeout_ms);
+    /* Another new worker may be doing it (all died at once): a client
+     * retrying now would be told "busy" by us meanwhile. Bounded: a
+     * cleanup stuck behind a hung lock holder must not keep us out. */
+    for (int i = 0; i < 200 && stats_dead_pending(w->stats); i++)
+        usleep(10000);
 }
