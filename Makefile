@@ -40,6 +40,8 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/*.c))
 
 BIN      := $(BUILD)/hmac-file-server
 UNIT     := $(BUILD)/unit-tests
+# Helpers the integration tests run (tests/tools/NAME.c -> $(BUILD)/NAME).
+TOOLS    := $(patsubst tests/tools/%.c,$(BUILD)/%,$(sort $(wildcard tests/tools/*.c)))
 
 # client/c: libhfsclient and hmac-upload (never in the daemon's link).
 CLIENT_OBJ  := $(BUILD)/client/c/hfsclient.o $(BUILD)/client/c/logic.o
@@ -73,6 +75,9 @@ $(CLIENT_BIN): $(BUILD)/client/c/hmac-upload.o $(CLIENT_LIB)
 $(CLIENT_UNIT): $(BUILD)/client/c/test_logic.o $(CLIENT_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CLIENT_LIBS) -lcunit
 
+$(BUILD)/%: $(BUILD)/tests/tools/%.o $(CORE_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 deps:
 	@bash .ci/deps.sh
 
@@ -82,8 +87,8 @@ run: deps
 	./hmac-file-server -f
 
 check: deps
-	@$(MAKE) --no-print-directory $(BIN) $(UNIT) $(CLIENT_LIB) $(CLIENT_BIN) \
-	    $(CLIENT_UNIT)
+	@$(MAKE) --no-print-directory $(BIN) $(UNIT) $(TOOLS) $(CLIENT_LIB) \
+	    $(CLIENT_BIN) $(CLIENT_UNIT)
 	@BUILD=$(BUILD) SAN=$(SAN) bash tests/run.sh
 
 # Only the suites with long tests (each skips itself without HFS_LONG=1).
@@ -139,4 +144,5 @@ clean:
 
 -include $(CORE_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/master/main.d \
     $(CLIENT_OBJ:.o=.d) $(BUILD)/client/c/hmac-upload.d \
-    $(BUILD)/client/c/test_logic.d
+    $(BUILD)/client/c/test_logic.d \
+    $(patsubst $(BUILD)/%,$(BUILD)/tests/tools/%.d,$(TOOLS))

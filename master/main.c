@@ -18,6 +18,7 @@
 #include "lib/util/log.h"
 #include "master/master.h"
 #include "netmon/netmon.h"
+#include "shm/peers.h"
 #include "shm/stats.h"
 #include "shm/table.h"
 
@@ -110,8 +111,10 @@ start(struct master *m)
     m->netmon = mmap(NULL, sizeof(*m->netmon), PROT_READ | PROT_WRITE,
                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     m->netmon_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    m->reaped_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if ((m->stats = stats_create()) == NULL || m->netmon == MAP_FAILED
-        || m->netmon_wake_fd < 0 || pipe2(m->alive_pipe, O_CLOEXEC) < 0)
+        || (m->peers = peers_create()) == NULL
+        || m->netmon_wake_fd < 0 || m->reaped_wake_fd < 0 || pipe2(m->alive_pipe, O_CLOEXEC) < 0)
         return start_failed(m, "shared memory: ", strerror(errno));
     if (master_recover(m, err, sizeof(err)) < 0)
         return start_failed(m, "session table: ", err);

@@ -1,6 +1,8 @@
 /* master: the supervising process. It owns the configuration, the listening
  * sockets and the shared mappings; it forks workers and never serves a
- * request or takes a lock in shared memory itself. */
+ * request or takes a lock in shared memory itself (what a dead worker
+ * leaves in the session table is released by a live worker: see
+ * stats_dead_push). */
 #ifndef MASTER_MASTER_H
 #define MASTER_MASTER_H
 
@@ -15,6 +17,7 @@
 struct linesink;
 struct stats;
 struct netmon_shared;
+struct peers;
 struct shm_table;
 
 struct child {
@@ -24,6 +27,7 @@ struct child {
     int64_t  started_ms;
     bool     retiring;        /* old generation: told to stop, not replaced */
     bool     netmon;          /* the network monitor, not a worker */
+    int      slot;            /* stats and peers row, -1: none */
 };
 
 struct master {
@@ -34,11 +38,13 @@ struct master {
     size_t        nlisten;
     int           root_fd, staging_fd;
     struct stats *stats;
+    struct peers *peers;      /* per-address counts (shm/peers.h) */
     struct shm_table *table;  /* resumable sessions (shm/table.h) */
     void         *tls_ctx;    /* SSL_CTX for tls: listeners, or NULL */
     struct linesink *alog;   /* logging.access_log, NULL when off */
     struct netmon_shared *netmon;   /* shared page netmon writes */
     int           netmon_wake_fd;   /* eventfd netmon writes, workers watch */
+    int           reaped_wake_fd;   /* eventfd: a dead pid was queued */
     int64_t       netmon_respawn_at_ms;
     int           netmon_backoff_ms;
     int           alive_pipe[2];  /* workers see EOF on [0] if we die */
@@ -64,7 +70,6 @@ int  master_tls_context(const struct conf *c, void **ctx_r, char *err,
                         size_t errlen);
 /* recover.c */
 int  master_recover(struct master *m, char *err, size_t errlen);
-void master_sweep_sessions(struct master *m);
 void master_sweep_oneshot(struct master *m, pid_t pid);
 /* supervise.c */
 int  master_run(struct master *m);

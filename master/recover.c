@@ -12,6 +12,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -127,17 +129,43 @@ master_sweep_oneshot(struct master *m, pid_t pid)
                  (int)pid);
 }
 
+/* A segment left by a previous run is replaced (the disk is the truth)
+ * once none of its processes is left. Workers orphaned by a master that
+ * died finish their requests within shutdown_grace: wait that long for
+ * them. A segment whose master is alive is another daemon's: a
+ * configuration error, refused at once and left untouched. */
+static int
+create_table(struct master *m, char *err, size_t errlen)
+{
+    const char *name = m->conf.shm_name;
+    int64_t     until = (int64_t)time(NULL) + m->conf.shutdown_grace + 1;
+    bool        told = false;
+    int         rc;
+
+    while ((rc = shm_table_create(name, (uint32_t)m->conf.session_capacity,
+                                  &m->table, err, errlen)) == SHM_TABLE_BUSY) {
+        pid_t owner = shm_table_owner(name);
+        if ((owner > 0 && owner != getpid()
+             && (kill(owner, 0) == 0 || errno == EPERM))
+            || (int64_t)time(NULL) >= until)
+            return -1;
+        if (!told)
+            log_warn("uploads.shm_name %s is still used by processes of a "
+                     "previous run (master pid %ld is gone); waiting up to "
+                     "%d s for them to finish", name, (long)owner,
+                     m->conf.shutdown_grace + 1);
+        told = true;
+        usleep(100000);
+    }
+    return rc == SHM_TABLE_OK ? 0 : -1;
+}
+
 int
 master_recover(struct master *m, char *err, size_t errlen)
 {
     struct recovery r = { .m = m, .now = (int64_t)time(NULL) };
 
-    /* A segment left by a previous run is stale by definition: its
-     * processes are gone (we hold the listening ports) and the disk is
-     * the truth. */
-    shm_table_unlink(m->conf.shm_name);
-    if (shm_table_create(m->conf.shm_name, (uint32_t)m->conf.session_capacity,
-                         &m->table, err, errlen) < 0)
+    if (create_table(m, err, errlen) < 0)
         return -1;
     master_sweep_oneshot(m, 0);
     if (manifest_foreach(m->staging_fd, recover_one, &r, err, errlen) < 0)
@@ -145,25 +173,4 @@ master_recover(struct master *m, char *err, size_t errlen)
     log_info("recovery: %d session(s) resumable, %d removed%s", r.restored,
              r.removed, r.broken ? ", some corrupt (see above)" : "");
     return 0;
-}
-
-static int
-remove_doomed(const uint8_t key[SHM_KEY_LEN], void *arg)
-{
-    struct master *m = arg;
-    char err[256];
-    return manifest_remove(m->staging_fd, key, err, sizeof(err)) < 0 ? -1 : 0;
-}
-
-/* After a worker died: the sessions it was creating are doomed; free them
- * now, or a client retrying the same upload would be told "busy" until the
- * workers' janitor comes round (up to 30 s). Same rules as the janitor. */
-void
-master_sweep_sessions(struct master *m)
-{
-    char err[256];
-    if (shm_table_expire_scan(m->table, (int64_t)time(NULL),
-                              m->conf.sessiontimeout, remove_doomed, m, err,
-                              sizeof(err)) < 0)
-        log_warn("session sweep: %s", err);
 }

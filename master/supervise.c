@@ -18,8 +18,8 @@
 #include "lib/util/linesink.h"
 #include "lib/util/log.h"
 #include "netmon/netmon.h"
+#include "shm/peers.h"
 #include "shm/stats.h"
-#include "shm/table.h"
 #include "worker/worker.h"
 
 #define BACKOFF_MIN_MS    100
@@ -63,6 +63,8 @@ spawn_worker(struct master *m, int index)
             stats_slot_release(m->stats, 1);
         return -1;
     }
+    peers_row_clear(m->peers, slot);
+    peers_row_open(m->peers, slot);
     pid_t pid = fork();
     if (pid < 0) {
         log_error("fork: %s", strerror(errno));
@@ -80,12 +82,14 @@ spawn_worker(struct master *m, int index)
             .parent_fd = m->alive_pipe[0],
             .generation = m->generation,
             .netmon = m->netmon, .netmon_wake_fd = m->netmon_wake_fd,
-            .table = m->table, .alog = m->alog,
+            .reaped_wake_fd = m->reaped_wake_fd,
+            .table = m->table, .alog = m->alog, .peers = m->peers,
         };
         _exit(worker_run(&wi));
     }
     m->stats->slots[slot].pid = pid;
     ch->pid = pid;
+    ch->slot = slot;
     ch->index = index;
     ch->generation = m->generation;
     ch->started_ms = now_ms();
@@ -120,6 +124,7 @@ spawn_netmon(struct master *m)
     }
     ch->pid = pid;
     ch->index = -1;
+    ch->slot = -1;
     ch->netmon = true;
     ch->generation = m->generation;
     ch->started_ms = now_ms();
@@ -170,17 +175,26 @@ child_exited(struct master *m, struct child *ch, int status, bool stopping)
     int idx = ch->index;
     bool current = !ch->retiring && ch->generation == m->generation;
 
+    /* It may have died cleaning up after another dead worker: that one
+     * goes back into the queue. */
+    if (ch->slot >= 0)
+        stats_dead_requeue(m->stats, &m->stats->slots[ch->slot]);
     stats_slot_release(m->stats, ch->pid);
+    /* Its connections and uploads are gone: they count no more. */
+    if (ch->slot >= 0)
+        peers_row_clear(m->peers, ch->slot);
+    ch->slot = -1;
     describe_exit(status, how, sizeof(how));
     /* Leases and claims of the dead process are void now, so a client
-     * retrying its range is not kept waiting for their deadlines. */
-    char err[256];
-    int n = 0;
-    if (m->table && (n = shm_table_forget_pid(m->table, ch->pid, err,
-                                              sizeof(err))) < 0)
-        log_warn("session table after worker %d: %s", idx, err);
-    if (n > 0)
-        master_sweep_sessions(m);
+     * retrying its range is not kept waiting for their deadlines. Releasing
+     * them takes entry locks, which a stopped or hung worker may hold for
+     * ever: a worker does it (stats_dead_take), never the master. */
+    uint64_t one = 1;
+    if (m->table && !stats_dead_push(m->stats, ch->pid))
+        log_warn("worker %d (pid %d): cleanup queue full; its upload "
+                 "leases end at their deadlines", idx, (int)ch->pid);
+    else if (m->table && write(m->reaped_wake_fd, &one, sizeof(one)) < 0)
+        log_debug("waking workers: %s", strerror(errno));
     /* Its one-shot uploads died with it. Done before any fork, so the pid
      * cannot have been reused by a worker of ours yet. */
     master_sweep_oneshot(m, ch->pid);

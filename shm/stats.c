@@ -3,6 +3,7 @@
 
 #include <http_parser.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -56,6 +57,7 @@ stats_slot_claim(struct stats *s, pid_t pid)
             s->slots[i].connections = 0;
             s->slots[i].uploads = 0;
             s->slots[i].paused = 0;
+            s->slots[i].forgetting = 0;
             s->slots[i].pid = pid;
             return i;
         }
@@ -72,6 +74,66 @@ stats_slot_release(struct stats *s, pid_t pid)
             s->slots[i].paused = 0;
             s->slots[i].pid = 0;
         }
+}
+
+bool
+stats_dead_push(struct stats *s, pid_t pid)
+{
+    for (int i = 0; i < STATS_DEAD_MAX; i++) {
+        pid_t zero = 0;
+        if (atomic_compare_exchange_strong(&s->dead[i], &zero, pid))
+            return true;
+    }
+    s->dead_dropped++;
+    return false;
+}
+
+pid_t
+stats_dead_take(struct stats *s, struct stats_slot *mine)
+{
+    for (int i = 0; i < STATS_DEAD_MAX; i++) {
+        pid_t pid = atomic_load(&s->dead[i]);
+        if (pid == 0)
+            continue;
+        /* Named as ours before it leaves the queue: killed in between,
+         * it is queued twice at worst (forgetting twice is harmless). */
+        atomic_store(&mine->forgetting, pid);
+        if (atomic_compare_exchange_strong(&s->dead[i], &pid, 0))
+            return pid;
+        atomic_store(&mine->forgetting, 0);
+    }
+    return 0;
+}
+
+bool
+stats_dead_pending(const struct stats *s)
+{
+    for (int i = 0; i < STATS_DEAD_MAX; i++)
+        if (atomic_load(&s->dead[i]) != 0)
+            return true;
+    for (int i = 0; i < STATS_SLOTS; i++)
+        if (s->slots[i].pid != 0 && atomic_load(&s->slots[i].forgetting) != 0)
+            return true;
+    return false;
+}
+
+void
+stats_dead_requeue(struct stats *s, struct stats_slot *dead)
+{
+    pid_t pid = atomic_exchange(&dead->forgetting, 0);
+    if (pid != 0) {
+        stats_dead_push(s, pid);
+        atomic_store(&s->dead_sweep, 1);
+    }
+}
+
+bool
+stats_pid_live(const struct stats *s, pid_t pid)
+{
+    for (int i = 0; i < STATS_SLOTS; i++)
+        if (s->slots[i].pid == pid)
+            return true;
+    return false;
 }
 
 void
@@ -121,6 +183,12 @@ stats_render(const struct stats *s, char *buf, size_t len)
                 emit(&o, "hfs_requests_total{method=\"%s\",status=\"%d\"} %llu\n",
                      method_names[m], status_codes[i],
                      (unsigned long long)s->requests[m][i]);
+    emit(&o, "# HELP hfs_limit_refusals_total Connections and uploads refused by a per-address limit.\n"
+             "# TYPE hfs_limit_refusals_total counter\n"
+             "hfs_limit_refusals_total{limit=\"connections_per_address\"} %llu\n"
+             "hfs_limit_refusals_total{limit=\"uploads_per_address\"} %llu\n",
+         (unsigned long long)s->refused_conns,
+         (unsigned long long)s->refused_uploads);
 #define COUNTER(name, help, v) \
     emit(&o, "# HELP " name " " help "\n# TYPE " name " counter\n" name " %llu\n", \
          (unsigned long long)(v))

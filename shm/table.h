@@ -112,8 +112,12 @@ struct shm_table_stats {
 
 struct shm_table;
 
-/* Master, before fork: a fresh segment (fails with EEXIST if the name is
- * taken: unlink a stale one first, once no old worker maps it). */
+/* Master, before fork: a fresh segment. The returned table keeps the
+ * segment's fd open with an exclusive flock on it; forked children share
+ * that lock, so it is held while any process of this daemon lives. A
+ * segment already under that name is stale if its flock can be taken (its
+ * daemon is gone): it is unlinked and replaced. If not, another daemon
+ * uses the name: SHM_TABLE_BUSY, err naming its master, nothing touched. */
 int  shm_table_create(const char *name, uint32_t capacity,
                       struct shm_table **t_r, char *err, size_t errlen);
 /* Any process: maps an existing segment, refusing a different layout,
@@ -121,6 +125,8 @@ int  shm_table_create(const char *name, uint32_t capacity,
 int  shm_table_attach(const char *name, pid_t creator, struct shm_table **t_r,
                       char *err, size_t errlen);
 void shm_table_detach(struct shm_table *t);     /* never holding a lock */
+/* The master pid recorded in the segment named `name`, or 0. */
+pid_t shm_table_owner(const char *name);
 int  shm_table_unlink(const char *name);
 void shm_table_set_repair(struct shm_table *t, shm_table_repair_fn fn,
                           void *arg);
@@ -184,9 +190,13 @@ int  shm_table_remove(struct shm_table *t, struct shm_ref ref,
 int  shm_table_expire_scan(struct shm_table *t, int64_t now, int64_t timeout,
                            shm_table_expire_fn fn, void *arg,
                            char *err, size_t errlen);
-/* A process has exited (master, after waitpid): drop its leases, doom its
- * CREATING claims, reopen its COMPLETING ones. Returns entries touched. */
-int  shm_table_forget_pid(struct shm_table *t, pid_t pid,
+/* A process has exited (a worker, for a pid the master reaped): drop its
+ * leases, doom its CREATING claims, reopen its COMPLETING ones. Each entry
+ * lock is waited for at most timeout_ms (0: the table's timeout); an entry
+ * whose lock stays held (a stopped or hung holder) is skipped, and what
+ * the dead process held there ends at its deadlines. Returns entries
+ * touched. */
+int  shm_table_forget_pid(struct shm_table *t, pid_t pid, int timeout_ms,
                           char *err, size_t errlen);
 /* Recovery (master, before fork): insert a session read from disk. */
 int  shm_table_restore(struct shm_table *t, const uint8_t key[SHM_KEY_LEN],

@@ -112,13 +112,21 @@ table_lock_free(struct shm_table *t, char *err, size_t errlen)
 
 
 int
+table_lock_entry_for(struct shm_table *t, struct entry *e, int timeout_ms,
+                     struct shm_view *v, char *err, size_t errlen)
+{
+    pid_t pid = 0;
+    int   rc = shm_lock(&e->lock, timeout_ms, &pid);
+
+    return locked(t, &e->lock, rc, pid, fix_entry, e, v, err, errlen);
+}
+
+
+int
 table_lock_entry(struct shm_table *t, struct entry *e, struct shm_view *v,
                  char *err, size_t errlen)
 {
-    pid_t pid = 0;
-    int   rc = shm_lock(&e->lock, t->timeout_ms, &pid);
-
-    return locked(t, &e->lock, rc, pid, fix_entry, e, v, err, errlen);
+    return table_lock_entry_for(t, e, t->timeout_ms, v, err, errlen);
 }
 
 

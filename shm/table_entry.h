@@ -20,6 +20,9 @@
 int  table_lock_stripe(struct shm_table *t, uint32_t s, struct shm_view *v,
                        char *err, size_t errlen);
 int  table_lock_free(struct shm_table *t, char *err, size_t errlen);
+/* table_lock_entry with its own timeout (ms) instead of the table's. */
+int  table_lock_entry_for(struct shm_table *t, struct entry *e, int timeout_ms,
+                          struct shm_view *v, char *err, size_t errlen);
 int  table_lock_entry(struct shm_table *t, struct entry *e,
                       struct shm_view *v, char *err, size_t errlen);
 

@@ -100,6 +100,7 @@ struct shm_table {
     uint32_t            *buckets;       /* idx + 1 of the chain head */
     struct entry        *e;
     size_t               len;
+    int                  lock_fd;       /* creator: holds the name's flock */
     int                  timeout_ms;
     shm_table_repair_fn  repair;
     void                *repair_arg;

@@ -8,8 +8,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -53,6 +56,7 @@ handle(void *base, size_t len)
     t->buckets = (uint32_t *)((char *)base + t->h->buckets_off);
     t->e = (struct entry *)((char *)base + t->h->entries_off);
     t->len = len;
+    t->lock_fd = -1;
     t->timeout_ms = TIMEOUT_MS;
     return t;
 }
@@ -91,6 +95,91 @@ init_header(struct hdr *h, uint32_t capacity)
 }
 
 
+/* The master pid a live segment's header names, or 0. */
+static pid_t
+owner_of(int fd)
+{
+    struct stat st;
+    pid_t       pid = 0;
+    void       *p;
+
+    if (fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof(struct hdr)
+        && (p = mmap(NULL, sizeof(struct hdr), PROT_READ, MAP_SHARED, fd, 0))
+           != MAP_FAILED) {
+        const struct hdr *h = p;
+        if (h->magic == TABLE_MAGIC)
+            pid = h->creator_pid;
+        munmap(p, sizeof(struct hdr));
+    }
+    return pid;
+}
+
+pid_t
+shm_table_owner(const char *name)
+{
+    int   fd = shm_open(name, O_RDONLY | O_CLOEXEC, 0);
+    pid_t pid = fd >= 0 ? owner_of(fd) : 0;
+
+    if (fd >= 0)
+        close(fd);
+    return pid;
+}
+
+static int
+in_use(const char *name, int fd, char *err, size_t errlen)
+{
+    char  who[48] = "";
+    pid_t pid = owner_of(fd);
+
+    if (pid > 0)
+        snprintf(who, sizeof(who), " (master pid %ld)", (long)pid);
+    return tfail(err, errlen, SHM_TABLE_BUSY, "%s is in use by another "
+                 "running hmac-file-server%s; give each daemon its own "
+                 "uploads.shm_name", name, who);
+}
+
+/* Removes a segment left under `name` by a daemon that is gone: all its
+ * processes shared one flock on it, and the kernel dropped it when the
+ * last of them exited. If the lock cannot be taken, one still runs. */
+static int
+remove_stale(const char *name, char *err, size_t errlen)
+{
+    int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
+
+    if (fd < 0)
+        return errno == ENOENT ? 0 : tfail(err, errlen, SHM_TABLE_ERROR,
+                                           "shm_open %s: %s", name,
+                                           strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int rc = errno == EWOULDBLOCK ? in_use(name, fd, err, errlen)
+               : tfail(err, errlen, SHM_TABLE_ERROR, "flock %s: %s", name,
+                       strerror(errno));
+        close(fd);
+        return rc;
+    }
+    shm_unlink(name);
+    close(fd);           /* drops the lock on the now nameless object */
+    return 0;
+}
+
+/* A new name for an exclusively locked fd: if a racing daemon's
+ * remove_stale unlinked it between our create and our flock, the name now
+ * points elsewhere and the segment is not ours to use. */
+static int
+still_named(const char *name, int fd)
+{
+    struct stat a, b;
+    int         fd2 = shm_open(name, O_RDONLY | O_CLOEXEC, 0);
+    bool        same;
+
+    if (fd2 < 0)
+        return 0;
+    same = fstat(fd, &a) == 0 && fstat(fd2, &b) == 0 && a.st_ino == b.st_ino
+           && a.st_dev == b.st_dev;
+    close(fd2);
+    return same;
+}
+
 int
 shm_table_create(const char *name, uint32_t capacity, struct shm_table **t_r,
                  char *err, size_t errlen)
@@ -99,16 +188,31 @@ shm_table_create(const char *name, uint32_t capacity, struct shm_table **t_r,
     uint64_t          total, boff, eoff;
     uint32_t          nb;
     void             *p;
-    int               fd;
+    int               fd, rc;
 
     if (capacity == 0 || capacity > CAPACITY_MAX)
         return tfail(err, errlen, SHM_TABLE_ERROR, "session capacity %u out "
                      "of range 1..%u", capacity, CAPACITY_MAX);
     layout(capacity, &nb, &boff, &eoff, &total);
+    if ((rc = remove_stale(name, err, errlen)) != 0)
+        return rc;
     fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST) {      /* another daemon, just now */
+        if ((fd = shm_open(name, O_RDONLY | O_CLOEXEC, 0)) >= 0) {
+            rc = in_use(name, fd, err, errlen);
+            close(fd);
+            return rc;
+        }
+    }
     if (fd < 0)
         return tfail(err, errlen, SHM_TABLE_ERROR, "shm_open %s: %s", name,
                      strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0 || !still_named(name, fd)) {
+        close(fd);
+        return tfail(err, errlen, SHM_TABLE_BUSY, "%s is in use by another "
+                     "hmac-file-server starting at the same time; give each "
+                     "daemon its own uploads.shm_name", name);
+    }
     /* ftruncate zero-fills: every entry starts FREE with tag 0. */
     if (ftruncate(fd, (off_t)total) < 0
         || (p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0))
@@ -116,11 +220,10 @@ shm_table_create(const char *name, uint32_t capacity, struct shm_table **t_r,
     {
         tfail(err, errlen, SHM_TABLE_ERROR, "shm %s: %s", name,
               strerror(errno));
-        close(fd);
         shm_unlink(name);
+        close(fd);
         return SHM_TABLE_ERROR;
     }
-    close(fd);
     init_header(p, capacity);
     if ((t = handle(p, total)) == NULL || init_locks(t, err, errlen) < 0) {
         if (t == NULL)
@@ -128,8 +231,10 @@ shm_table_create(const char *name, uint32_t capacity, struct shm_table **t_r,
         free(t);
         munmap(p, total);
         shm_unlink(name);
+        close(fd);
         return SHM_TABLE_ERROR;
     }
+    t->lock_fd = fd;
     table_rebuild_freelist(t);
     /* Last: an attacher that sees the magic sees a finished segment. */
     atomic_thread_fence(memory_order_release);
@@ -204,6 +309,8 @@ shm_table_detach(struct shm_table *t)
     if (t == NULL)
         return;
     munmap(t->h, t->len);
+    if (t->lock_fd >= 0)
+        close(t->lock_fd);
     free(t);
 }
 

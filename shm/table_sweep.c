@@ -91,7 +91,8 @@ shm_table_expire_scan(struct shm_table *t, int64_t now, int64_t timeout,
 
 
 int
-shm_table_forget_pid(struct shm_table *t, pid_t pid, char *err, size_t errlen)
+shm_table_forget_pid(struct shm_table *t, pid_t pid, int timeout_ms,
+                     char *err, size_t errlen)
 {
     int n = 0;
 
@@ -101,7 +102,9 @@ shm_table_forget_pid(struct shm_table *t, pid_t pid, char *err, size_t errlen)
 
         if (!(atomic_load_explicit(&e->tag, memory_order_acquire) & TAG_USED))
             continue;
-        rc = table_lock_entry(t, e, NULL, err, errlen);
+        rc = table_lock_entry_for(t, e, timeout_ms > 0 ? timeout_ms
+                                                       : t->timeout_ms,
+                                  NULL, err, errlen);
         if (rc == SHM_TABLE_TIMEOUT)
             continue;
         if (rc != SHM_TABLE_OK)

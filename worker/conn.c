@@ -28,6 +28,7 @@
 #include "lib/util/log.h"
 #include "shm/stats.h"
 #include "worker/conn_io.h"
+#include "worker/conn_limit.h"
 #include "worker/conn_respond.h"
 #include "worker/handler.h"
 
@@ -76,6 +77,16 @@ conn_set_deadline(struct conn *c, int seconds)
     c->deadline_ms = loop_now_ms(c->w->loop) + (int64_t)seconds * 1000;
 }
 
+/* A whole request head, from its first byte (or from accept for a new
+ * connection) to its last: short, so a client sending a byte now and then
+ * (slow loris) cannot hold a connection for the body's timeout. */
+static int
+head_timeout(const struct conf *cf)
+{
+    return cf->headertimeout < cf->readtimeout ? cf->headertimeout
+                                               : cf->readtimeout;
+}
+
 void
 conn_accept(struct worker *w, int lfd, bool tls)
 {
@@ -116,8 +127,11 @@ conn_accept(struct worker *w, int lfd, bool tls)
         format_peer(&ss, c->peer, sizeof(c->peer));
         c->accepted_ms = loop_now_ms(w->loop);
         c->method = -1;
-        conn_set_deadline(c, w->conf->readtimeout);
+        conn_set_deadline(c, head_timeout(w->conf));
+        bool admitted = conn_limit_accept(c, (const struct sockaddr *)&ss);
         if (loop_add(w->loop, &c->io, EPOLLIN | EPOLLRDHUP) < 0) {
+            conn_limit_release(c);
+            SSL_free(c->ssl);
             close(fd);
             free(c);
             continue;
@@ -128,6 +142,10 @@ conn_accept(struct worker *w, int lfd, bool tls)
         w->conns = c;
         w->nconns++;
         w->slot->connections++;
+        if (w->nconns > w->conns_peak)
+            w->conns_peak = w->nconns;
+        if (!admitted)
+            conn_limit_refuse(c);
     }
 }
 
@@ -136,7 +154,7 @@ conn_release_buffers(struct conn *c)
 {
     free(c->in);
     c->in = NULL;
-    free(c->rbuf);
+    conn_rbuf_put(c->w, c->rbuf);
     c->rbuf = NULL;
     c->rstart = c->rend = 0;
 }
@@ -157,6 +175,7 @@ conn_close(struct conn *c)
         c->ssl = NULL;
     }
     close(c->io.fd);
+    conn_limit_release(c);
     conn_end_response(c);
     if (c->prev)
         c->prev->next = c->next;
@@ -360,7 +379,7 @@ conn_process_input(struct conn *c)
         }
         if (c->state == CONN_IDLE) {
             c->state = CONN_HEAD;
-            conn_set_deadline(c, c->w->conf->readtimeout);
+            conn_set_deadline(c, head_timeout(c->w->conf));
             /* A request begins: the access log counts from here. */
             c->req_start_ms = loop_now_ms(c->w->loop);
             c->status = 0;
@@ -423,7 +442,7 @@ conn_read_input(struct conn *c)
 {
     for (int i = 0; i < READS_PER_EVENT && reading(c); i++) {
         if (c->rbuf == NULL) {
-            c->rbuf = malloc(CONN_RBUF_SIZE);
+            c->rbuf = conn_rbuf_get(c->w);
             if (c->rbuf == NULL) {
                 conn_close(c);
                 return;

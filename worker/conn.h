@@ -25,6 +25,7 @@ struct stats_slot;
 struct shm_table;
 struct syncpool;
 struct handler;
+struct peers;
 struct linesink;
 
 enum conn_state {
@@ -49,6 +50,12 @@ struct worker {
     struct shm_table   *table;          /* resumable sessions */
     struct stats       *stats;
     struct stats_slot  *slot;
+    struct peers       *peers;          /* per-address counts (conn_limit.c) */
+    int                 row;            /* ours in peers: the stats slot */
+    int64_t             limit_logged_ms;    /* last refusal logged */
+    int                 conns_peak;     /* since memory was last trimmed */
+    char               *rbuf_cache[16]; /* read buffers kept for reuse */
+    int                 nrbuf_cache;
     int                 root_fd, staging_fd;
     bool                storage_failing;    /* storage.c: logged once */
     struct listener     listeners[16];
@@ -69,6 +76,8 @@ struct worker {
     int                 index;          /* worker number in its generation */
     int64_t             next_janitor_ms;
     bool                janitor_running;
+    bool                forget_running;     /* sess_forget_dead's job */
+    struct loop_io      reaped_io;      /* master: a worker was reaped */
     struct linesink   *alog;           /* NULL: logging.access_log off */
     /* Picks and starts the handler of a request whose head is parsed
      * (router.c, wired by worker.c): 0 = read the body, -1 = answered. */
@@ -84,6 +93,9 @@ struct conn {
     struct conn     *prev, *next;
     enum conn_state  state;
     char             peer[64];
+    uint16_t         peer_key[2];   /* peers_key of the address */
+    bool             peer_counted;  /* in the per-address connections */
+    bool             upload_counted;    /* in its uploads in progress */
     SSL             *ssl;           /* NULL on plain listeners */
     uint32_t         tls_want;      /* EPOLLIN/EPOLLOUT OpenSSL waits for */
     char            *tbuf;          /* TLS: file bytes read, not yet sent */
@@ -145,6 +157,9 @@ void conn_respond_file(struct conn *c, struct http_head *h, int fd,
 /* The request body will not be read: answer, then close. */
 void conn_reject(struct conn *c, int status, const char *reason);
 int  conn_send_continue(struct conn *c);
+/* The request is an upload: counted for the client's address until its
+ * answer is sent. -1: over server.max_uploads_per_address, answered 503. */
+int  conn_count_upload(struct conn *c);
 /* From the head callback: stop parsing until conn_resume_body (the body's
  * destination is being prepared off the loop). */
 void conn_pause_body(struct conn *c);

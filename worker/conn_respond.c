@@ -24,6 +24,7 @@
 #include "worker/conn.h"
 #include "worker/conn_io.h"
 #include "worker/cors.h"
+#include "worker/conn_limit.h"
 
 #define LINGER_MS        2000
 
@@ -92,6 +93,9 @@ finish_head(struct conn *c, struct http_head *h)
 static void
 start_write(struct conn *c, struct http_head *h, const char *body, size_t len)
 {
+    /* Answered: no longer an upload in progress, before the client can
+     * read that and start its next upload on another worker. */
+    conn_upload_done(c);
     finish_head(c, h);
     if (h->overflow) {
         log_error("%s: response head overflow", c->peer);

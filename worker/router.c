@@ -151,10 +151,16 @@ router_route(struct conn *c, struct http_request *req)
     if (storage_gate(c, req) < 0)
         return -1;
     /* Protocols that claim requests by their head: one line each. */
-    if (tus_wants(c, req))
+    if (tus_wants(c, req)) {
+        if ((req->method == HTTP_POST || req->method == HTTP_PATCH)
+            && conn_count_upload(c) < 0)
+            return -1;
         return tus_begin(c, req);
+    }
     switch (req->method) {
     case HTTP_PUT:
+        if (conn_count_upload(c) < 0)
+            return -1;
         return upload_begin(c, req);
     case HTTP_GET:
     case HTTP_HEAD:

@@ -94,6 +94,13 @@ const struct manifest_header *sess_header(const struct sess *s);
 void sess_setup(struct worker *w);
 /* Expire idle sessions and remove their directories (off the loop). */
 void sess_janitor(struct worker *w);
+/* Releases the table leases and claims of the workers the master reaped
+ * (queued in stats->dead), off the loop: when the master signals a reap,
+ * and every tick. sess_forget_dead_now: the same at once, each lock
+ * waited for at most timeout_ms, then up to 2 s for other workers' clean-up
+ * in progress (a new worker, before it serves). */
+void sess_forget_dead(struct worker *w);
+void sess_forget_dead_now(struct worker *w, int timeout_ms);
 /* The janitor's work, run now on the calling (pool) thread: removes the
  * sessions that are due (idle past uploads.sessiontimeout, expired,
  * aborted) with their staging data. Returns how many, or -1 with err. */

@@ -6,15 +6,20 @@
  * the manifest says what is really durable. The janitor (sess_janitor, on
  * the sync pool; sess_reclaim for a caller already off the loop) expires
  * idle sessions and removes their staging directories; a claim that finds
- * the table full runs it at once (session.c). */
+ * the table full runs it at once (session.c). sess_forget_dead releases
+ * what a worker the master reaped still held in the table: the master
+ * queues the pid and never takes a table lock itself. */
 #define _GNU_SOURCE
 #include "worker/session_internal.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "lib/conf/conf.h"
 #include "lib/store/manifest.h"
 #include "lib/util/log.h"
+#include "shm/stats.h"
 #include "worker/conn.h"
 #include "worker/syncpool.h"
 
@@ -101,4 +106,89 @@ sess_janitor(struct worker *w)
     w->janitor_running = true;
     /* The scan removes directories and fsyncs: off the loop. */
     syncpool_submit(w->pool, &j->job);
+}
+
+/* A lock held longer than this by a live process is not a critical
+ * section of a few instructions but a stopped or hung holder: skip that
+ * entry rather than hold up the pool (and this worker's shutdown). */
+#define FORGET_WAIT_MS 50
+
+struct forget {
+    struct sync_job job;
+    struct worker  *w;
+};
+
+/* Every pid the master queued: release what it held in the table, then
+ * free the claims that became doomed. Each entry lock may make us wait up
+ * to the table's lock timeout if its holder is stopped or hung, so this
+ * runs off the loop (or at start, before the loop, with a short timeout). */
+static void
+forget_queued(struct worker *w, int timeout_ms)
+{
+    char  err[256];
+    pid_t pid;
+
+    while ((pid = stats_dead_take(w->stats, w->slot)) != 0) {
+        /* Reused by a process of ours since it was queued: the leases
+         * are that process's now. The dead one's end at their deadlines. */
+        int n = stats_pid_live(w->stats, pid) ? 0
+              : shm_table_forget_pid(w->table, pid, timeout_ms, err,
+                                     sizeof(err));
+        /* The claims it was creating are doomed now: free them, or a
+         * client retrying the same upload is told "busy" until the
+         * janitor comes round. Also when a worker died doing this. */
+        if (n >= 0 && (n > 0 || atomic_exchange(&w->stats->dead_sweep, 0)))
+            n = sess_reclaim(w, err, sizeof(err)) < 0 ? -1 : n;
+        atomic_store(&w->slot->forgetting, 0);
+        if (n < 0)
+            log_warn("session table after worker pid %d died: %s", (int)pid,
+                     err);
+        else if (n > 0)
+            log_info("released %d upload session(s) held by worker pid %d, "
+                     "which died", n, (int)pid);
+    }
+}
+
+static void
+forget_work(struct sync_job *job)
+{
+    forget_queued(((struct forget *)job)->w, FORGET_WAIT_MS);
+}
+
+static void
+forget_done(struct sync_job *job)
+{
+    struct forget *f = (struct forget *)job;
+
+    f->w->forget_running = false;
+    free(f);
+}
+
+void
+sess_forget_dead(struct worker *w)
+{
+    struct forget *f;
+
+    if (w->table == NULL || w->forget_running || w->stopping)
+        return;
+    if ((f = calloc(1, sizeof(*f))) == NULL)
+        return;                          /* the next tick tries again */
+    f->w = w;
+    f->job.work = forget_work;
+    f->job.done = forget_done;
+    w->forget_running = true;
+    syncpool_submit(w->pool, &f->job);
+}
+
+void
+sess_forget_dead_now(struct worker *w, int timeout_ms)
+{
+    if (w->table == NULL)
+        return;
+    forget_queued(w, timeout_ms);
+    /* Another new worker may be doing it (all died at once): a client
+     * retrying now would be told "busy" by us meanwhile. Bounded: a
+     * cleanup stuck behind a hung lock holder must not keep us out. */
+    for (int i = 0; i < 200 && stats_dead_pending(w->stats); i++)
+        usleep(10000);
 }

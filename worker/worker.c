@@ -23,6 +23,7 @@
 #include "shm/stats.h"
 #include "worker/accesslog.h"
 #include "worker/conn.h"
+#include "worker/conn_limit.h"
 #include "worker/pause.h"
 #include "worker/router.h"
 #include "worker/session.h"
@@ -124,12 +125,24 @@ on_parent(struct loop_io *io, uint32_t events)
 }
 
 static void
+on_reaped(struct loop_io *io, uint32_t events)
+{
+    (void)events;
+    sess_forget_dead(io->data);
+}
+
+static void
 on_tick(void *data)
 {
     struct worker *w = data;
     conn_tick(w);
+    conn_memory_tick(w);
     if (!w->stopping)
         storage_tick(w);
+    /* Any worker may release what a dead one held: not only worker 0,
+     * which may be the one stopped or hung. */
+    if (w->table)
+        sess_forget_dead(w);
     /* One janitor per generation is enough: worker 0 sweeps. */
     if (w->index == 0 && w->table && !w->stopping
         && loop_now_ms(w->loop) >= w->next_janitor_ms) {
@@ -202,6 +215,8 @@ worker_run(const struct worker_init *init)
     w.conf = init->conf;
     w.stats = init->stats;
     w.slot = &init->stats->slots[init->stats_slot];
+    w.peers = init->peers;
+    w.row = init->stats_slot;
     w.root_fd = init->root_fd;
     w.staging_fd = init->staging_fd;
     w.tls_ctx = init->tls_ctx;
@@ -212,6 +227,7 @@ worker_run(const struct worker_init *init)
     w.netmon = init->netmon;
     w.generation = init->generation;
     w.alog = init->alog;
+    conn_memory_init();
     if ((w.loop = loop_create()) == NULL
         || (w.pool = syncpool_create(w.loop, SYNC_THREADS)) == NULL
         || setup_signals(&w) < 0) {
@@ -222,8 +238,22 @@ worker_run(const struct worker_init *init)
     w.parent_io.fn = on_parent;
     w.parent_io.data = &w;
     loop_add(w.loop, &w.parent_io, EPOLLIN);
-    if (w.table)
+    if (w.table) {
         sess_setup(&w);
+        /* Before serving: what workers that died before we existed held
+         * (all workers killed at once leave nobody else to do it). */
+        sess_forget_dead_now(&w, 20);
+        w.reaped_io.fd = init->reaped_wake_fd;
+        w.reaped_io.fn = on_reaped;
+        w.reaped_io.data = &w;
+        /* Edge-triggered and never read: each write by the master is a
+         * new edge for every worker (as netmon's, shm/netstate.h). */
+        if (w.reaped_io.fd >= 0
+            && loop_add(w.loop, &w.reaped_io, EPOLLIN | EPOLLET) < 0) {
+            log_error("epoll: %s", strerror(errno));
+            return 2;
+        }
+    }
     if (pause_init(&w, init->netmon_wake_fd) < 0) {
         log_error("network change watch: %s", strerror(errno));
         return 2;
@@ -257,6 +287,7 @@ worker_run(const struct worker_init *init)
         conn_close(c);
     }
     conn_free_dead(&w);
+    conn_memory_fini(&w);
     linesink_flush(w.alog);
     pause_fini(&w);
     syncpool_destroy(w.pool);    /* waits for running jobs */

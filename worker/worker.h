@@ -11,6 +11,7 @@
 struct linesink;
 struct conf;
 struct netmon_shared;
+struct peers;
 struct shm_table;
 struct stats;
 
@@ -30,7 +31,9 @@ struct worker_init {
     struct netmon_shared *netmon; /* NULL: no network change detection */
     struct shm_table *table;      /* resumable sessions, mapped by master */
     int           netmon_wake_fd;
+    int           reaped_wake_fd; /* eventfd: the master queued a dead pid */
     struct linesink *alog;       /* the master's, inherited; NULL: off */
+    struct peers *peers;          /* per-address counts; row = stats_slot */
 };
 
 int worker_run(const struct worker_init *init);

@@ -270,6 +270,10 @@ static const struct key server_keys[] = {
     { "listen",          conf_set_listen, F(listen),          0, 0 },
     { "workers",         conf_set_int,    F(workers),         0, 256 },
     { "max_connections", conf_set_int,    F(max_connections), 1, 1 << 20 },
+    { "max_connections_per_address", conf_set_int, F(max_conns_per_addr),
+      0, 1 << 24 },
+    { "max_uploads_per_address", conf_set_int, F(max_uploads_per_addr),
+      0, 1 << 24 },
     { "user",            conf_set_str,    F(user),            0, 0 },
     { "group",           conf_set_str,    F(group),           0, 0 },
     { "pidfile",         conf_set_str,    F(pidfile),         0, 0 },
@@ -299,6 +303,7 @@ static const struct key security_keys[] = {
 };
 
 static const struct key timeouts_keys[] = {
+    { "headertimeout", conf_set_dur, F(headertimeout), 1, 7 * DAY },
     { "readtimeout",   conf_set_dur, F(readtimeout),   1, 7 * DAY },
     { "writetimeout",  conf_set_dur, F(writetimeout),  1, 7 * DAY },
     { "idletimeout",   conf_set_dur, F(idletimeout),   1, 7 * DAY },
@@ -492,6 +497,8 @@ conf_defaults(struct conf *c)
     c->listen[0].port = 8080;
     c->nlisten = 1;
     c->max_connections = 4096;
+    c->max_conns_per_addr = 512;
+    c->max_uploads_per_addr = 128;
     c->shutdown_grace = 30;
     snprintf(c->url_prefix, sizeof(c->url_prefix), "/");
     snprintf(c->storage_dir, sizeof(c->storage_dir), "./var/storage");
@@ -503,6 +510,7 @@ conf_defaults(struct conf *c)
     c->token_max_lifetime = 86400;
     snprintf(c->cors_origins[0], sizeof(c->cors_origins[0]), "*");
     c->ncors_origins = 1;
+    c->headertimeout = 20;
     c->readtimeout = 300;
     c->writetimeout = 300;
     c->idletimeout = 600;

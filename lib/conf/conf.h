@@ -35,6 +35,8 @@ struct conf {
     size_t   nlisten;
     int      workers;                   /* 0 = number of online CPUs */
     int      max_connections;           /* per worker */
+    int      max_conns_per_addr;        /* all workers; 0 = no limit */
+    int      max_uploads_per_addr;      /* all workers; 0 = no limit */
     char     user[64], group[64];       /* drop to these after bind; "" = stay */
     char     pidfile[CONF_PATH_MAX];
     int      shutdown_grace;            /* s: in-flight requests may finish */
@@ -56,7 +58,9 @@ struct conf {
     size_t   ncors_origins;
 
     /* timeouts (s) */
-    int      readtimeout;               /* header must arrive within */
+    int      headertimeout;             /* a request head, first byte to last
+                                           (capped by readtimeout) */
+    int      readtimeout;               /* a body may stall this long */
     int      writetimeout;              /* a response write may stall this long */
     int      idletimeout;               /* keep-alive connection with no request */
     int      uploadtimeout;             /* one request body, start to end */

@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -169,6 +170,15 @@ on_headers_complete(http_parser *p)
     r->target = in->head;
     r->method = p->method;
     r->http_minor = p->http_minor;
+    /* http_parser takes any digits (HTTP/0.9 as well as HTTP/7.3): what
+     * an unknown version means is nobody's guess, so we do not guess. */
+    if (p->http_major != 1 || p->http_minor > 1) {
+        snprintf(in->reason_buf, sizeof(in->reason_buf), "HTTP/%u.%u is not "
+                 "supported; use HTTP/1.1", p->http_major, p->http_minor);
+        return fail(in, 505, in->reason_buf);
+    }
+    if (p->http_minor == 1 && http_header_get(r, "Host") == NULL)
+        return fail(in, 400, "missing Host header (required in HTTP/1.1)");
     r->chunked = (p->flags & F_CHUNKED) != 0;
     r->keepalive = http_should_keep_alive(p) != 0;
 
@@ -235,15 +245,73 @@ http_in_init(struct http_in *in, const struct http_in_callbacks *cb,
     in->owner = owner;
 }
 
+/* Where in buf the head continues a line with SP or HTAB (obs-fold), or
+ * len. Follows the head across feeds (in->scan) and stops at its end, so
+ * body bytes are never looked at. Empty lines before the request line are
+ * skipped as http_parser does (RFC 9112 2.2). */
+static size_t
+find_fold(struct http_in *in, const char *buf, size_t len)
+{
+    for (size_t i = 0; i < len && in->scan != SCAN_DONE; i++) {
+        char ch = buf[i];
+        switch (in->scan) {
+        case SCAN_START:
+            if (ch != '\r' && ch != '\n')
+                in->scan = SCAN_LINE;
+            break;
+        case SCAN_LINE:
+            if (ch == '\n')
+                in->scan = SCAN_LF;
+            break;
+        case SCAN_LF:
+            if (ch == ' ' || ch == '\t')
+                return i;
+            in->scan = ch == '\r' ? SCAN_LFCR : ch == '\n' ? SCAN_DONE
+                     : SCAN_LINE;
+            break;
+        case SCAN_LFCR:
+            in->scan = ch == '\n' ? SCAN_DONE : SCAN_LINE;
+            break;
+        case SCAN_DONE:
+            break;
+        }
+    }
+    return len;
+}
+
+static enum http_in_status
+fold_error(struct http_in *in)
+{
+    const struct http_request *r = &in->req;
+    const struct http_header  *h = r->nheaders ? &r->headers[r->nheaders - 1]
+                                               : NULL;
+    if (h == NULL)
+        snprintf(in->reason_buf, sizeof(in->reason_buf), "whitespace at the "
+                 "start of a header line");
+    else
+        snprintf(in->reason_buf, sizeof(in->reason_buf), "obsolete line "
+                 "folding in header %.*s", h->name_len > 40 ? 40
+                 : (int)h->name_len, in->head + h->name);
+    in->error_status = 400;
+    in->error_reason = in->reason_buf;
+    return HTTP_IN_ERROR;
+}
+
 enum http_in_status
 http_in_feed(struct http_in *in, const char *buf, size_t len, size_t *used_r)
 {
     *used_r = 0;
     if (len == 0)
         return HTTP_IN_MORE;
-    size_t n = http_parser_execute(&in->parser, &settings, buf, len);
+    /* A fold is refused before http_parser sees it (it would unfold it):
+     * the parser gets the bytes up to it, to name the folded header. */
+    size_t upto = find_fold(in, buf, len);
+    size_t n = upto == 0 ? 0 : http_parser_execute(&in->parser, &settings,
+                                                   buf, upto);
     enum http_errno e = HTTP_PARSER_ERRNO(&in->parser);
     *used_r = n;
+    if (upto < len && e == HPE_OK && n == upto)
+        return fold_error(in);
     if (e == HPE_OK)
         return HTTP_IN_MORE;
     if (e == HPE_PAUSED)
@@ -274,6 +342,7 @@ http_in_next(struct http_in *in)
     in->error_status = 0;
     in->error_reason = NULL;
     in->in_message = false;
+    in->scan = SCAN_START;
 }
 
 bool

@@ -5,7 +5,13 @@
  * up a body sink), body bytes (already de-chunked), message complete (finish).
  * After a message completes the parser pauses, so pipelined bytes stay unread
  * until the owner has answered and calls http_in_next. Header bytes are copied
- * into a fixed buffer: a request whose head exceeds it gets 431. */
+ * into a fixed buffer: a request whose head exceeds it gets 431.
+ *
+ * Stricter than http_parser where a proxy in front of us might read the
+ * same bytes differently (request smuggling): a header continued on the
+ * next line (obs-fold, RFC 9112 5.2) is refused with 400, never unfolded;
+ * only HTTP/1.0 and HTTP/1.1 are served (505 otherwise); an HTTP/1.1
+ * request without Host gets 400 (RFC 9112 3.2). */
 #ifndef LIB_HTTP_REQUEST_H
 #define LIB_HTTP_REQUEST_H
 
@@ -55,9 +61,13 @@ struct http_in {
     char        head[HTTP_HEAD_MAX];
     size_t      head_len;
     enum { IN_TARGET, IN_NAME, IN_VALUE } field_state;
-    int         error_status;   /* 400, 413, 414, 431, 501 */
+    int         error_status;   /* 400, 413, 414, 431, 501, 505 */
     const char *error_reason;
     bool        in_message;
+    /* The raw head as it arrives, before the parser sees it: where a line
+     * begins, to find obs-fold (http_parser would unfold it). */
+    enum { SCAN_START, SCAN_LINE, SCAN_LF, SCAN_LFCR, SCAN_DONE } scan;
+    char        reason_buf[96];  /* error_reason naming a header */
 };
 
 void http_in_init(struct http_in *in, const struct http_in_callbacks *cb,

@@ -129,7 +129,10 @@ try_start_hfs() {
     [ "$which" = hfslog ] && access=$ACCESS staging=$DATA/staging-log
     cat >"$tmp/$which.conf" <<EOF
 server: { listen = [ "127.0.0.1:$port" ]; workers = 2;
-          max_connections = 8192; shutdown_grace = 3; };
+          max_connections = 8192; shutdown_grace = 3;
+          # 2000 idle connections and wrk all come from 127.0.0.1, as
+          # behind a proxy: no per-address limit (docs/security.md).
+          max_connections_per_address = 0; max_uploads_per_address = 0; };
 storage: { dir = "$STORAGE"; staging = "$staging";
            max_upload_size = "2G"; min_free = "64M"; };
 security: { secrets = [ "$SECRET" ]; };

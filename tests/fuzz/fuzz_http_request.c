@@ -187,7 +187,7 @@ feed_piece(struct owner *o, const char *p, size_t len)
         if (st == HTTP_IN_ERROR) {
             int s = o->in->error_status;
             FUZZ_CHECK(s == 400 || s == 413 || s == 414 || s == 417
-                       || s == 431 || s == 501);
+                       || s == 431 || s == 501 || s == 505);
             FUZZ_CHECK(o->in->error_reason != NULL);
             /* Not the status: which of two faults http_parser reports
              * first depends on where its data callbacks were cut (a 65th

@@ -73,6 +73,9 @@ test_defaults(void)
     CU_ASSERT_FALSE(c.listen[0].tls);
     CU_ASSERT_EQUAL(c.workers, 0);
     CU_ASSERT_EQUAL(c.max_connections, 4096);
+    CU_ASSERT_EQUAL(c.max_conns_per_addr, 512);
+    CU_ASSERT_EQUAL(c.max_uploads_per_addr, 128);
+    CU_ASSERT_EQUAL(c.headertimeout, 20);
     CU_ASSERT_STRING_EQUAL(c.user, "");
     CU_ASSERT_STRING_EQUAL(c.group, "");
     CU_ASSERT_STRING_EQUAL(c.pidfile, "");
@@ -125,6 +128,7 @@ static const char full_fmt[] =
     "  listen = [ \"10.1.2.3:81\", \"[::1]:8081\", \"tls:0.0.0.0:8443\",\n"
     "             \"tls:[2001:db8:0::1]:443\" ];\n"
     "  workers = 3; max_connections = 100;\n"
+    "  max_connections_per_address = 0; max_uploads_per_address = 7;\n"
     "  user = \"nobody\"; group = \"nogroup\";\n"
     "  pidfile = \"/run/x.pid\"; shutdown_grace = \"2m\";\n"
     "  url_prefix = \"/up-load/v1/\";\n"
@@ -137,7 +141,8 @@ static const char full_fmt[] =
     "  token_max_lifetime = \"2h\";\n"
     "  cors_origins = [ \"https://chat.example.org\", \"http://a:8080\" ];\n"
     "};\n"
-    "timeouts: { readtimeout = 11; writetimeout = \"12s\"; "
+    "timeouts: { headertimeout = \"5s\"; readtimeout = 11; "
+    "writetimeout = \"12s\"; "
     "idletimeout = \"1m\";\n"
     "  uploadtimeout = \"1d\"; };\n"
     "network: { networkchangedetection = false; uploadpauseonchange = false;\n"
@@ -167,6 +172,8 @@ check_full(const char *dir)
     CU_ASSERT_TRUE(c.listen[3].tls);
     CU_ASSERT_EQUAL(c.workers, 3);
     CU_ASSERT_EQUAL(c.max_connections, 100);
+    CU_ASSERT_EQUAL(c.max_conns_per_addr, 0);
+    CU_ASSERT_EQUAL(c.max_uploads_per_addr, 7);
     CU_ASSERT_STRING_EQUAL(c.user, "nobody");
     CU_ASSERT_STRING_EQUAL(c.group, "nogroup");
     CU_ASSERT_STRING_EQUAL(c.pidfile, "/run/x.pid");
@@ -187,6 +194,7 @@ check_full(const char *dir)
     CU_ASSERT_EQUAL(c.ncors_origins, 2);
     CU_ASSERT_STRING_EQUAL(c.cors_origins[0], "https://chat.example.org");
     CU_ASSERT_STRING_EQUAL(c.cors_origins[1], "http://a:8080");
+    CU_ASSERT_EQUAL(c.headertimeout, 5);
     CU_ASSERT_EQUAL(c.readtimeout, 11);
     CU_ASSERT_EQUAL(c.writetimeout, 12);
     CU_ASSERT_EQUAL(c.idletimeout, 60);

@@ -531,7 +531,7 @@ t_forget_pid(void)
     CU_ASSERT_EQUAL(shm_table_lease(t, ref, 10, 20, NOW, NOW + 9, &l, &v, err,
                                     sizeof(err)), SHM_TABLE_BUSY);
     CU_ASSERT_EQUAL(v.pid, child);
-    CU_ASSERT_EQUAL(shm_table_forget_pid(t, child, err, sizeof(err)), 1);
+    CU_ASSERT_EQUAL(shm_table_forget_pid(t, child, 0, err, sizeof(err)), 1);
     CU_ASSERT_EQUAL(shm_table_lease(t, ref, 10, 20, NOW, NOW + 9, &l, &v, err,
                                     sizeof(err)), SHM_TABLE_OK);
     table_free(t);
@@ -580,10 +580,19 @@ t_attach(void)
     munmap(layout, 4096);
     CU_ASSERT_EQUAL(shm_table_attach(name, 0, &t2, err, sizeof(err)), 0);
     shm_table_detach(t2);
-    /* A second create of a live name is refused. */
+    /* A second create of a live name is refused, naming the creator,
+     * and leaves the segment alone; once its creator let go of it (the
+     * flock goes with the last fd), the name is stale and replaced. */
     CU_ASSERT_EQUAL(shm_table_create(name, 8, &t2, err, sizeof(err)),
-                    SHM_TABLE_ERROR);
+                    SHM_TABLE_BUSY);
+    CU_ASSERT(strstr(err, "in use by another running") != NULL);
+    CU_ASSERT_EQUAL(shm_table_attach(name, getpid(), &t2, err, sizeof(err)),
+                    0);
+    shm_table_detach(t2);
     table_free(t);
+    CU_ASSERT_EQUAL(shm_table_create(name, 8, &t2, err, sizeof(err)), 0);
+    shm_table_detach(t2);
+    shm_table_unlink(name);
 }
 
 
@@ -775,7 +784,7 @@ t_kill_torture(void)
         kill(child, SIGKILL);
         CU_ASSERT_FATAL(waitpid(child, NULL, 0) == child);
         /* As the master does after reaping a worker. */
-        CU_ASSERT_FATAL(shm_table_forget_pid(t, child, err, sizeof(err)) >= 0);
+        CU_ASSERT_FATAL(shm_table_forget_pid(t, child, 0, err, sizeof(err)) >= 0);
         CU_ASSERT_EQUAL_FATAL(shm_table_view(t, ref, &v, err, sizeof(err)), 0);
         CU_ASSERT_EQUAL(v.state, SHM_ACTIVE);
         CU_ASSERT_EQUAL(v.nleases, 0);

@@ -1,0 +1,121 @@
+/* test_request.c: lib/http/request, where it is stricter than http_parser:
+ * obs-fold, HTTP versions, Host. Each request is also fed one byte at a
+ * time, since the fold scanner must follow the head across feeds. */
+#include "tests/unit/unit.h"
+#include "lib/http/request.h"
+
+#include <stdio.h>
+#include <string.h>
+
+struct seen { int heads; char host[64]; };
+
+static int
+on_head(void *owner, struct http_request *req)
+{
+    struct seen *s = owner;
+    const char *h = http_header_get(req, "Host");
+    s->heads++;
+    snprintf(s->host, sizeof(s->host), "%s", h ? h : "");
+    return 0;
+}
+
+static int on_body(void *o, const char *at, size_t len)
+{ (void)o; (void)at; (void)len; return 0; }
+static int on_complete(void *o) { (void)o; return 0; }
+
+static const struct http_in_callbacks cbs = { on_head, on_body, on_complete };
+static struct http_in in;
+
+/* Feeds text whole (bytewise: one byte per call); returns the status of
+ * the feed that ended it, the head count in *heads. */
+static int
+feed(const char *text, int bytewise, struct seen *s)
+{
+    size_t len = strlen(text), off = 0;
+    enum http_in_status st = HTTP_IN_MORE;
+
+    memset(s, 0, sizeof(*s));
+    http_in_init(&in, &cbs, s);
+    while (off < len && st == HTTP_IN_MORE) {
+        size_t used, n = bytewise ? 1 : len - off;
+        st = http_in_feed(&in, text + off, n, &used);
+        off += used;
+        if (st == HTTP_IN_MORE && used != n)
+            return -1;
+    }
+    return (int)st;
+}
+
+static void
+refused(const char *text, int status, const char *needle)
+{
+    struct seen s;
+    for (int bw = 0; bw < 2; bw++) {
+        CU_ASSERT_EQUAL(feed(text, bw, &s), HTTP_IN_ERROR);
+        CU_ASSERT_EQUAL(in.error_status, status);
+        CU_ASSERT_EQUAL(s.heads, 0);
+        CU_ASSERT_PTR_NOT_NULL(in.error_reason);
+        if (in.error_reason == NULL || strstr(in.error_reason, needle) == NULL) {
+            fprintf(stderr, "%s: reason %s lacks %s\n", text,
+                    in.error_reason ? in.error_reason : "(none)", needle);
+            CU_FAIL("reason");
+        }
+    }
+}
+
+static void
+accepted(const char *text, const char *host)
+{
+    struct seen s;
+    for (int bw = 0; bw < 2; bw++) {
+        CU_ASSERT_NOT_EQUAL(feed(text, bw, &s), HTTP_IN_ERROR);
+        CU_ASSERT_EQUAL(s.heads, 1);
+        CU_ASSERT_STRING_EQUAL(s.host, host);
+    }
+}
+
+static void
+test_obs_fold(void)
+{
+    refused("PUT /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n"
+            " chunked\r\n\r\n", 400, "folding in header Transfer-Encoding");
+    refused("PUT /a HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n\t5\r\n\r\nhello",
+            400, "folding in header Content-Length");
+    refused("GET / HTTP/1.1\r\nHost: x\r\nX-A: b\n c\n\n", 400, "X-A");
+    refused("GET / HTTP/1.1\r\n Host: x\r\n\r\n", 400, "start of a header");
+    /* Spaces and tabs inside a line, and blank lines before the request
+     * line, are not folds. */
+    accepted("\r\n\r\nGET / HTTP/1.1\r\nHost: a b\t c\r\nX:  y\r\n\r\n",
+             "a b\t c");
+    /* The body is not looked at: a line of it may start with a space. */
+    accepted("PUT /a HTTP/1.1\r\nHost: h\r\nContent-Length: 6\r\n\r\n\n \n \n",
+             "h");
+}
+
+static void
+test_versions(void)
+{
+    refused("GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505, "HTTP/2.0");
+    refused("GET / HTTP/1.2\r\nHost: x\r\n\r\n", 505, "HTTP/1.2");
+    refused("GET / HTTP/0.9\r\nHost: x\r\n\r\n", 505, "HTTP/0.9");
+    refused("GET / HTTP/9.1\r\nHost: x\r\n\r\n", 505, "not supported");
+    accepted("GET / HTTP/1.0\r\n\r\n", "");
+    accepted("GET / HTTP/1.1\r\nHost: x\r\n\r\n", "x");
+}
+
+static void
+test_host(void)
+{
+    refused("GET / HTTP/1.1\r\nAccept: */*\r\n\r\n", 400, "missing Host");
+    refused("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400,
+            "duplicate Host");
+    accepted("GET / HTTP/1.1\r\nhOsT: \r\n\r\n", "");    /* empty: allowed */
+}
+
+static CU_TestInfo tests[] = {
+    { "obs-fold is refused, not unfolded", test_obs_fold },
+    { "only HTTP/1.0 and HTTP/1.1", test_versions },
+    { "HTTP/1.1 needs one Host", test_host },
+    CU_TEST_INFO_NULL
+};
+UNIT_SUITE("request", NULL, NULL, tests);
