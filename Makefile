@@ -5,6 +5,9 @@
 #   make check      install missing packages, build, run every test
 #   make check SAN=1  the same under AddressSanitizer + UBSan
 #   make bench      side-by-side benchmark against nginx
+#   make power-cut  the power-cut torture, long (POWER_CUTS, default 250)
+#   make power-cut-sites  shows each sync is needed: one build with
+#                   HFS_SKIP_SYNC, the power-cut checks once per skipped site
 #   make install PREFIX=/usr/local DESTDIR=
 #                   files, then (without DESTDIR) install-user
 #   make install-user  as root: the account, secret and storage directories
@@ -20,7 +23,11 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -pthread -I.
 LDLIBS  += -lcrypto -lssl -lconfig -lmnl -lhttp_parser -pthread
 
-ifeq ($(SAN),1)
+ifeq ($(SYNC_SITES),1)
+# Test-only: HFS_SKIP_SYNC=<site> skips one named sync (lib/util/syncsite.h).
+BUILD    := build/sites
+CFLAGS   += -DHFS_SYNC_SITES
+else ifeq ($(SAN),1)
 BUILD    := build/san
 CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS  += -fsanitize=address,undefined
@@ -39,7 +46,13 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/*.c))
 BIN      := $(BUILD)/hmac-file-server
 UNIT     := $(BUILD)/unit-tests
 
-.PHONY: all run check bench install install-user clean deps fuzz
+# The power-cut test's FUSE filesystem (tests/powerfs/powerfs.h): a test
+# tool, built the same way under SAN=1 or not.
+POWERFS_SRC := $(sort $(wildcard tests/powerfs/*.c))
+POWERFS  := build/tools/powerfs
+
+.PHONY: all run check bench install install-user clean deps fuzz power-cut \
+        power-cut-sites
 all: $(BIN)
 	@ln -sf $(BIN) hmac-file-server
 
@@ -53,6 +66,12 @@ $(BIN): $(CORE_OBJ) $(BUILD)/master/main.o
 $(UNIT): $(CORE_OBJ) $(UNIT_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcunit
 
+$(POWERFS): $(POWERFS_SRC) tests/powerfs/powerfs.h
+	@mkdir -p $(dir $@)
+	cc -O2 -g -std=gnu11 -Wall -Wextra -Werror -pthread \
+	    $$(pkg-config --cflags fuse3) -o $@ $(POWERFS_SRC) \
+	    $$(pkg-config --libs fuse3) -pthread
+
 deps:
 	@bash .ci/deps.sh
 
@@ -62,8 +81,21 @@ run: deps
 	./hmac-file-server -f
 
 check: deps
-	@$(MAKE) --no-print-directory $(BIN) $(UNIT)
+	@$(MAKE) --no-print-directory $(BIN) $(UNIT) $(POWERFS)
 	@BUILD=$(BUILD) SAN=$(SAN) bash tests/run.sh
+
+POWER_CUTS ?= 250
+power-cut: deps
+	@$(MAKE) --no-print-directory $(BIN) $(POWERFS)
+	@HFS_BIN=$(CURDIR)/$(BIN) HFS_POWER_CUTS=$(POWER_CUTS) \
+	    HFS_POWER_CUT_BUDGET=$$(( $(POWER_CUTS) * 20 + 300 )) \
+	    ONLY_TEST=test_power_cut_torture \
+	    python3 tests/integration/runner.py tests/integration/test_power_cut.py
+
+power-cut-sites: deps
+	@$(MAKE) --no-print-directory SYNC_SITES=1 build/sites/hmac-file-server
+	@$(MAKE) --no-print-directory $(POWERFS)
+	@bash tests/power_cut_sites.sh build/sites/hmac-file-server
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BIN)

@@ -18,6 +18,7 @@
 #include "lib/store/manifest_internal.h"
 #include "lib/store/manifest_record.h"
 #include "lib/util/crc32c.h"
+#include "lib/util/syncsite.h"
 
 #define READ_BUF        (64 * 1024)
 #define BATCH_MAX       64              /* CHUNK records per write */
@@ -284,7 +285,7 @@ unlock:
     (void)flock(m->fd, LOCK_UN);
     free(buf);
     /* Synced outside the flock so concurrent appenders share the flush. */
-    if (rc == 0 && fdatasync(m->fd) < 0) {
+    if (rc == 0 && SYNC_AT("manifest_record", fdatasync(m->fd)) < 0) {
         m->failed = 1;
         rc = manifest_fail(err, errlen, errno, "manifest %.8s: fdatasync: %s",
                            m->hex, strerror(errno));
@@ -314,7 +315,7 @@ manifest_append_chunks(struct manifest *m, const struct manifest_chunk *c,
         return manifest_fail(err, errlen, EIO, "manifest %.8s: an earlier "
                              "write or sync failed", m->hex);
     /* The bytes must be durable before the record that vouches for them. */
-    if (fdatasync(m->datafd) < 0) {
+    if (SYNC_AT("manifest_chunk_data", fdatasync(m->datafd)) < 0) {
         m->failed = 1;
         return manifest_fail(err, errlen, errno, "manifest %.8s: fdatasync "
                              "data: %s", m->hex, strerror(errno));
@@ -385,7 +386,7 @@ manifest_replay(struct manifest *m, int flags, manifest_record_fn fn,
         if ((flags & MANIFEST_TRUNCATE) && (uint64_t)st.st_size > end) {
             if (cut(m, end, err, errlen) < 0)
                 rc = -1;
-            else if (fdatasync(m->fd) < 0)
+            else if (SYNC_AT("manifest_truncate", fdatasync(m->fd)) < 0)
                 rc = manifest_fail(err, errlen, errno, "manifest %.8s: "
                                    "fdatasync: %s", m->hex, strerror(errno));
         }
