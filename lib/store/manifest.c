@@ -226,6 +226,27 @@ manifest_pwrite_all(int fd, const unsigned char *p, size_t n, uint64_t off)
 }
 
 
+/* The fdatasync of records written at [start, valid_end) failed. Linux has
+ * marked their pages clean without writing them; if the next records went
+ * into a later page and were synced, the disk would hold a hole where
+ * replay stops, and every record after it, acknowledged or not, would be
+ * lost at the next power cut. So the records are cut off (if nobody
+ * appended after them: then that appender's sync failed too), and the next
+ * append writes their page again. Nothing here is reported: the append has
+ * failed either way, and settle_tail cuts whatever stays behind. */
+static void
+take_back(struct manifest *m, uint64_t start)
+{
+    struct stat st;
+
+    if (lock_file(m->fd, LOCK_EX) < 0)
+        return;
+    if (fstat(m->fd, &st) == 0 && (uint64_t)st.st_size == m->valid_end
+        && ftruncate(m->fd, (off_t)start) == 0)
+        m->valid_end = start;
+    (void)flock(m->fd, LOCK_UN);
+}
+
 /* Appends n records with one write under the flock, then fdatasyncs. The
  * seq of each record is its offset, so it is assigned under the lock. */
 static int
@@ -234,6 +255,7 @@ append(struct manifest *m, const struct rec_src *s, size_t n,
 {
     unsigned char *buf;
     size_t         len = 0, cap;
+    uint64_t       start = 0;
     int            rc = -1;
 
     if (m->failed)
@@ -278,6 +300,7 @@ append(struct manifest *m, const struct rec_src *s, size_t n,
         }
         goto unlock;
     }
+    start = m->valid_end;
     m->valid_end += len;
     m->records += (uint32_t)n;
     rc = 0;
@@ -289,6 +312,7 @@ unlock:
         m->failed = 1;
         rc = manifest_fail(err, errlen, errno, "manifest %.8s: fdatasync: %s",
                            m->hex, strerror(errno));
+        take_back(m, start);
     }
     return rc;
 }
