@@ -14,9 +14,9 @@ export HFS_BIN="$PWD/$bin"
 sites=(publish_data publish_parent_dir publish_dir publish_existing_dir
        publish_staging_dir manifest_header manifest_session_dir
        manifest_fan_dir manifest_staging_dir manifest_chunk_data
-       manifest_record manifest_remove_dir manifest_truncate)
+       manifest_record manifest_remove_dir manifest_truncate probe_dir)
 # See docs/recovery.md, "Which syncs the power-cut test needs".
-EXPECT_MISSED=" publish_existing_dir publish_staging_dir manifest_remove_dir manifest_truncate "
+EXPECT_MISSED=" publish_existing_dir publish_staging_dir manifest_remove_dir manifest_truncate probe_dir "
 tests=test_cut_after_ack,test_power_cut_torture
 run() {
   ONLY_TEST=$tests HFS_POWER_CUTS=${HFS_POWER_CUTS:-12} \
@@ -39,7 +39,10 @@ for s in "${sites[@]}"; do
       echo "$s skipped: NOT CAUGHT"; bad=1
     fi
   else
-    why=$(grep -m1 -E 'AssertionError|assert' "$log" | cut -c1-150)
+    # The first failed check: a failure line of the torture, or the
+    # assertion of test_cut_after_ack.
+    why=$(grep -m1 -E '^  cut [0-9]+: |^AssertionError: [^0-9]' "$log" \
+          | sed -E 's/^ +//' | cut -c1-160)
     echo "$s skipped: caught: $why"
   fi
 done

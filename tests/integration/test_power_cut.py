@@ -394,6 +394,8 @@ class Torture:
         for u in self.uploads:
             if full or u.path in recent or u.path in sample:
                 u.verify(d)
+            if u.done:
+                u.data = None       # its SHA-256 and size are enough now
         for dirpath, _dirs, files in os.walk(rig.storage):
             for f in files:
                 full_path = os.path.join(dirpath, f)
