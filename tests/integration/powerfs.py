@@ -232,3 +232,21 @@ class PowerRig:
             if os.path.isdir(full):
                 out += [name + "/" + k for k in os.listdir(full)]
         return out
+
+    def session_header(self, key):
+        """(protocol, session id, path) from a session's HEADER record
+        (docs/recovery.md, "Record format"), or None if unreadable."""
+        try:
+            with open(os.path.join(self.staging, key, "manifest"), "rb") as f:
+                rec = f.read(8192)
+            p = rec[20:]
+            proto, off = p[0], 52
+            n = int.from_bytes(p[off:off + 2], "little")
+            sid = p[off + 2:off + 2 + n].decode("utf-8", "replace")
+            off += 2 + n
+            n = int.from_bytes(p[off:off + 2], "little")
+            path = p[off + 2:off + 2 + n].decode("utf-8", "replace")
+            return ({1: "chunked", 2: "tus", 3: "put"}.get(proto, proto),
+                    sid, path)
+        except (OSError, IndexError):
+            return None

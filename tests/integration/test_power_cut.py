@@ -467,7 +467,8 @@ def test_power_cut_torture():
             if len(left) > orphans:
                 t.fail("%d session(s) left after every upload finished, "
                        "only %d tus creation(s) went unanswered: %s"
-                       % (len(left), orphans, left[:5]))
+                       % (len(left), orphans,
+                          [rig.session_header(k) for k in left[:8]]))
         finally:
             with t.cv:
                 t.stop = True
@@ -486,7 +487,8 @@ def test_power_cut_torture():
         print("power-cut torture: " + json.dumps(summary, sort_keys=True))
         if os.environ.get("HFS_POWER_CUT_REPORT"):
             with open(os.environ["HFS_POWER_CUT_REPORT"], "w") as f:
-                json.dump(summary, f, indent=1, sort_keys=True)
+                json.dump(dict(summary, failure_lines=t.failures[:200]), f,
+                          indent=1, sort_keys=True)
         assert not t.failures, "%d failure(s):\n  %s" % (
             len(t.failures), "\n  ".join(t.failures[:30]))
         assert t.cuts == CUTS
