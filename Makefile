@@ -7,6 +7,9 @@
 #   make check-long  the slow tests make check skips (HFS_LONG=1): a 1 GiB
 #                   upload over a dropping link with each client, minutes
 #   make bench      side-by-side benchmark against nginx
+#   make power-cut  the power-cut torture, long (POWER_CUTS, default 250)
+#   make power-cut-sites  shows each sync is needed: one build with
+#                   HFS_SKIP_SYNC, the power-cut checks once per skipped site
 #   make install PREFIX=/usr/local DESTDIR=
 #                   files, then (without DESTDIR) install-user
 #   make install-user  as root: the account, secret and storage directories
@@ -22,7 +25,11 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -pthread -I.
 LDLIBS  += -lcrypto -lssl -lconfig -lmnl -lhttp_parser -pthread
 
-ifeq ($(SAN),1)
+ifeq ($(SYNC_SITES),1)
+# Test-only: HFS_SKIP_SYNC=<site> skips one named sync (lib/util/syncsite.h).
+BUILD    := build/sites
+CFLAGS   += -DHFS_SYNC_SITES
+else ifeq ($(SAN),1)
 BUILD    := build/san
 CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS  += -fsanitize=address,undefined
@@ -43,6 +50,11 @@ UNIT     := $(BUILD)/unit-tests
 # Helpers the integration tests run (tests/tools/NAME.c -> $(BUILD)/NAME).
 TOOLS    := $(patsubst tests/tools/%.c,$(BUILD)/%,$(sort $(wildcard tests/tools/*.c)))
 
+# The power-cut test's FUSE filesystem (tests/powerfs/powerfs.h): a test
+# tool, built the same way under SAN=1 or not.
+POWERFS_SRC := $(sort $(wildcard tests/powerfs/*.c))
+POWERFS  := build/tools/powerfs
+
 # client/c: libhfsclient and hmac-upload (never in the daemon's link).
 CLIENT_OBJ  := $(BUILD)/client/c/hfsclient.o $(BUILD)/client/c/logic.o
 CLIENT_LIB  := $(BUILD)/libhfsclient.a
@@ -50,7 +62,8 @@ CLIENT_BIN  := $(BUILD)/hmac-upload
 CLIENT_UNIT := $(BUILD)/client-unit-tests
 CLIENT_LIBS := -lcurl -lcrypto
 
-.PHONY: all run check check-long bench install install-user clean deps fuzz client
+.PHONY: all run check check-long bench install install-user clean deps fuzz client \
+        power-cut power-cut-sites
 all: $(BIN)
 	@ln -sf $(BIN) hmac-file-server
 
@@ -78,6 +91,12 @@ $(CLIENT_UNIT): $(BUILD)/client/c/test_logic.o $(CLIENT_LIB)
 $(BUILD)/%: $(BUILD)/tests/tools/%.o $(CORE_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(POWERFS): $(POWERFS_SRC) tests/powerfs/powerfs.h
+	@mkdir -p $(dir $@)
+	cc -O2 -g -std=gnu11 -Wall -Wextra -Werror -pthread \
+	    $$(pkg-config --cflags fuse3) -o $@ $(POWERFS_SRC) \
+	    $$(pkg-config --libs fuse3) -pthread
+
 deps:
 	@bash .ci/deps.sh
 
@@ -87,8 +106,8 @@ run: deps
 	./hmac-file-server -f
 
 check: deps
-	@$(MAKE) --no-print-directory $(BIN) $(UNIT) $(TOOLS) $(CLIENT_LIB) \
-	    $(CLIENT_BIN) $(CLIENT_UNIT)
+	@$(MAKE) --no-print-directory $(BIN) $(UNIT) $(TOOLS) $(POWERFS) \
+	    $(CLIENT_LIB) $(CLIENT_BIN) $(CLIENT_UNIT)
 	@BUILD=$(BUILD) SAN=$(SAN) bash tests/run.sh
 
 # Only the suites with long tests (each skips itself without HFS_LONG=1).
@@ -96,6 +115,19 @@ check-long: deps
 	@$(MAKE) --no-print-directory $(BIN) $(CLIENT_BIN)
 	@BUILD=$(BUILD) SAN=$(SAN) HFS_LONG=1 ONLY='test_client_long' \
 	    bash tests/run.sh
+
+POWER_CUTS ?= 250
+power-cut: deps
+	@$(MAKE) --no-print-directory $(BIN) $(POWERFS)
+	@HFS_BIN=$(CURDIR)/$(BIN) HFS_POWER_CUTS=$(POWER_CUTS) \
+	    HFS_POWER_CUT_BUDGET=$$(( $(POWER_CUTS) * 20 + 300 )) \
+	    ONLY_TEST=test_power_cut_torture \
+	    python3 tests/integration/runner.py tests/integration/test_power_cut.py
+
+power-cut-sites: deps
+	@$(MAKE) --no-print-directory SYNC_SITES=1 build/sites/hmac-file-server
+	@$(MAKE) --no-print-directory $(POWERFS)
+	@bash tests/power_cut_sites.sh build/sites/hmac-file-server
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BIN)

@@ -14,6 +14,7 @@ pkgs=(
   libclang-rt-14-dev clang
   man-db groff-base
   logrotate
+  libfuse3-dev fuse3
   chromium
 )
 

@@ -16,6 +16,7 @@
 #include "lib/store/path.h"
 #include "lib/tls/tls.h"
 #include "lib/util/log.h"
+#include "lib/util/syncsite.h"
 
 /* The last component gets exactly mode when we make it (chmod: the umask
  * must not decide whether a web server can read storage.dir). */
@@ -113,7 +114,12 @@ probe_dir(int dfd)
     if (fd < 0)
         return errno;
     close(fd);
-    return unlinkat(dfd, name, 0) < 0 ? errno : 0;
+    if (unlinkat(dfd, name, 0) < 0)
+        return errno;
+    /* Or a power cut soon after the start can bring the probe back, as
+     * litter in the storage root that no later start removes (another pid
+     * names it). */
+    return SYNC_AT("probe_dir", fsync(dfd)) < 0 ? errno : 0;
 }
 
 /* probe_dir as the run user, with exactly the credentials the workers will

@@ -204,6 +204,13 @@ stats_render(const struct stats *s, char *buf, size_t len)
     GAUGE("hfs_uploads_paused", "Uploads paused by a network change now.", paused);
     COUNTER("hfs_uploads_paused_total", "Uploads paused by network changes.", s->uploads_paused);
     COUNTER("hfs_checkpoints_total", "Upload checkpoints made durable on network changes.", s->checkpoints);
+    emit(&o, "# HELP hfs_storage_errors_total Storage calls that failed, by "
+             "operation; nothing that depended on them was acknowledged.\n"
+             "# TYPE hfs_storage_errors_total counter\n");
+    for (int i = 0; i < STATS_STORE_OPS; i++)
+        emit(&o, "hfs_storage_errors_total{op=\"%s\"} %llu\n",
+             (const char *[]){ "write", "commit", "publish" }[i],
+             (unsigned long long)s->storage_errors[i]);
     GAUGE("hfs_config_generation", "Configuration generation (1 at start, +1 per successful reload).", s->config_generation);
     GAUGE("hfs_last_reload_success", "1 if the last reload succeeded.", s->last_reload_ok);
     GAUGE("hfs_last_reload_timestamp_seconds", "Unix time of the last reload attempt.", s->last_reload_time);

@@ -16,6 +16,12 @@
 #define STATS_METHODS    9        /* GET HEAD PUT POST PATCH OPTIONS DELETE other */
 #define STATS_DEAD_MAX   64       /* reaped workers awaiting table cleanup */
 
+/* Failed storage calls, by what they were doing (docs/recovery.md,
+ * "Failing disks"): writing upload bytes, making them durable (a data or
+ * manifest sync, a record write), publishing (sync, link, directory). */
+enum stats_store_op { STATS_STORE_WRITE, STATS_STORE_COMMIT,
+                      STATS_STORE_PUBLISH, STATS_STORE_OPS };
+
 struct stats_slot {
     pid_t             pid;        /* 0 = free */
     _Atomic int64_t   connections;
@@ -36,6 +42,7 @@ struct stats {
     _Atomic int64_t   last_reload_time;
     _Atomic int       last_reload_ok;
     _Atomic int64_t   start_time;
+    _Atomic uint64_t  storage_errors[STATS_STORE_OPS];
     struct stats_slot slots[STATS_SLOTS];
     /* Workers the master reaped whose session-table leases and claims are
      * still to be released (shm_table_forget_pid). That takes entry locks,

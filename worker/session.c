@@ -28,6 +28,7 @@
 #include "lib/store/retry.h"
 #include "lib/util/crc32c.h"
 #include "lib/util/log.h"
+#include "shm/stats.h"
 #include "worker/conn.h"
 #include "worker/syncpool.h"
 
@@ -374,8 +375,10 @@ sess_write(struct sess *s, const char *buf, size_t len)
                            (off_t)(s->a + s->written));
         if (n < 0 && store_retry(&r, errno) == STORE_RETRY_NOW)
             continue;
-        if (n <= 0)
+        if (n <= 0) {
+            s->w->stats->storage_errors[STATS_STORE_WRITE]++;
             return -1;
+        }
         s->crc = crc32c(s->crc, buf, (size_t)n);
         s->written += (uint64_t)n;
         buf += n;

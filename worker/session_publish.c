@@ -23,6 +23,7 @@
 #include "lib/util/crc32c.h"
 #include "lib/util/digest.h"
 #include "lib/util/log.h"
+#include "shm/stats.h"
 #include "worker/conn.h"
 
 /* ---- pool side ----------------------------------------------------------- */
@@ -231,6 +232,7 @@ sess_commit_done(struct sess *s)
         /* A failed fsync is never retried (the kernel may have dropped the
          * pages): the session keeps only what earlier records prove. */
         log_error("session %s: commit: %s", s->hdr.path, s->err);
+        s->w->stats->storage_errors[STATS_STORE_COMMIT]++;
         sess_release(s);
         sess_answer(s, s->job_errno == ENOSPC ? 507 : 500);
         return;
@@ -266,6 +268,7 @@ sess_publish_done(struct sess *s)
         break;
     default:
         log_error("session %s: publish: %s", s->hdr.path, s->err);
+        s->w->stats->storage_errors[STATS_STORE_PUBLISH]++;
         status = s->job_errno == ENOSPC || s->job_errno == EDQUOT ? 507 : 500;
         to = SHM_ACTIVE;             /* the bytes are durable: retry later */
     }
@@ -290,6 +293,7 @@ sess_size_done(struct sess *s)
     char err[256];
     if (s->job_rc < 0) {
         log_error("session %s: declaring the size: %s", s->hdr.path, s->err);
+        s->w->stats->storage_errors[STATS_STORE_COMMIT]++;
         sess_answer(s, s->job_errno == ENOSPC || s->job_errno == EDQUOT ? 507
                      : 500);
         return;

@@ -56,6 +56,7 @@ static int  upload_body(struct conn *c, const char *at, size_t len);
 static int  upload_complete(struct conn *c);
 static void upload_abort(struct conn *c);
 static int  upload_checkpoint(struct conn *c);
+static void ckpt_put(struct ckpt_state *st);
 
 const struct handler upload_handler = {
     .name = "upload",
@@ -86,6 +87,7 @@ upload_free(struct upload *up, bool discard)
         store_staging_discard(up->w->staging_fd, up->staging);
     if (up->sess)
         sess_detach(up->sess);     /* keeps what arrived */
+    ckpt_put(up->ckpt);
     upload_uncount(up);
     free(up);
 }
@@ -98,6 +100,15 @@ staging_publish_work(struct sync_job *job)
     if (up->has_sha && (digest_sha256_fd(up->fd, up->received, sha) < 0
                         || memcmp(sha, up->sha, 32) != 0)) {
         up->result = SESS_DIGEST_MISMATCH;
+        return;
+    }
+    if (up->ckpt != NULL && (up->ckpt->failed || up->ckpt->inflight)) {
+        /* fsyncgate: the fsync below could succeed over dropped pages. */
+        up->result = STORE_PUBLISH_ERROR;
+        up->result_errno = EIO;
+        snprintf(up->err, sizeof(up->err), "%s", up->ckpt->failed
+                 ? "an earlier checkpoint's fdatasync failed"
+                 : "a checkpoint's fdatasync is still running");
         return;
     }
     struct store_modes modes = { up->w->conf->file_mode,
@@ -305,8 +316,11 @@ upload_body(struct conn *c, const char *at, size_t len)
         ssize_t n = pwrite(up->fd, at, len, (off_t)up->received);
         if (n < 0 && store_retry(&up->retry, errno) == STORE_RETRY_NOW)
             continue;
-        if (n <= 0)
-            return write_failed(c, errno);
+        if (n <= 0) {
+            int e = errno;
+            c->w->stats->storage_errors[STATS_STORE_WRITE]++;
+            return write_failed(c, e);
+        }
         at += n;
         len -= (size_t)n;
         up->received += (uint64_t)n;
@@ -331,6 +345,7 @@ staging_publish_done(struct sync_job *job)
         log_warn("%s: SHA-256 mismatch, not stored", up->rel);
     } else if (status != 409) {
         log_error("publish %s: %s", up->rel, up->err);
+        up->w->stats->storage_errors[STATS_STORE_PUBLISH]++;
     }
     upload_finish(up, status);
 }
@@ -472,25 +487,41 @@ upload_complete(struct conn *c)
 /* A checkpoint of a one-shot staging file owns a duplicate of its fd, so
  * the upload may finish, fail or be freed while the fdatasync runs. */
 struct checkpoint {
-    struct sync_job job;
-    int             fd;
-    int             result;
+    struct sync_job    job;
+    int                fd;
+    int                result;
+    struct worker     *w;
+    struct ckpt_state *st;
 };
+
+static void
+ckpt_put(struct ckpt_state *st)
+{
+    if (st != NULL && --st->refs == 0)
+        free(st);
+}
 
 static void
 checkpoint_work(struct sync_job *job)
 {
     struct checkpoint *cp = (struct checkpoint *)job;
     cp->result = fdatasync(cp->fd);
+    if (cp->result < 0)
+        cp->st->failed = 1;
+    cp->st->inflight--;
 }
 
 static void
 checkpoint_done(struct sync_job *job)
 {
     struct checkpoint *cp = (struct checkpoint *)job;
-    if (cp->result < 0)
-        log_error("checkpoint failed: fdatasync");
+    if (cp->result < 0) {
+        log_error("checkpoint failed: fdatasync: the upload will not be "
+                  "published");
+        cp->w->stats->storage_errors[STATS_STORE_COMMIT]++;
+    }
     close(cp->fd);
+    ckpt_put(cp->st);
     free(cp);
 }
 
@@ -504,11 +535,19 @@ upload_checkpoint(struct conn *c)
         sess_checkpoint(up->sess);
         return 0;
     }
-    struct checkpoint *cp = calloc(1, sizeof(*cp));
+    if (up->job_pending)
+        return -1;       /* publication syncs it, on its own description */
+    if (up->ckpt == NULL && (up->ckpt = calloc(1, sizeof(*up->ckpt))) != NULL)
+        up->ckpt->refs = 1;
+    struct checkpoint *cp = up->ckpt ? calloc(1, sizeof(*cp)) : NULL;
     if (cp == NULL || (cp->fd = dup(up->fd)) < 0) {
         free(cp);
         return -1;
     }
+    cp->w = c->w;
+    cp->st = up->ckpt;
+    cp->st->refs++;
+    cp->st->inflight++;
     cp->job.work = checkpoint_work;
     cp->job.done = checkpoint_done;
     /* Straight to the pool, even during a pause: durability is the point. */

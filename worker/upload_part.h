@@ -24,6 +24,17 @@ struct worker;
 
 enum upload_mode { MODE_STAGING, MODE_SESSION, MODE_DISCARD };
 
+/* Checkpoints of a one-shot staging file sync a dup of its fd, which shares
+ * the open file description: once one fails, the kernel has reported the
+ * write-back error and a later fsync may say 0 for pages it dropped. So
+ * their outcome is kept here (shared by the upload and its in-flight
+ * checkpoints, freed by the last), and publication refuses the file. */
+struct ckpt_state {
+    int              refs;          /* loop thread only */
+    _Atomic int      inflight;      /* checkpoints not yet synced */
+    _Atomic int      failed;
+};
+
 struct upload {
     struct sync_job  job;
     struct conn     *c;             /* NULL once the connection is gone */
@@ -43,6 +54,7 @@ struct upload {
     int64_t          total;         /* file size the MAC binds */
     bool             recheck_mac;
     bool             job_pending;
+    struct ckpt_state *ckpt;        /* MODE_STAGING, once checkpointed */
     bool             opening;       /* sess_open in flight */
     bool             complete_already;   /* published before this request */
     bool             expect_continue;    /* 100 Continue still owed */

@@ -18,6 +18,7 @@
 #include "lib/store/manifest_internal.h"
 #include "lib/store/manifest_record.h"
 #include "lib/util/crc32c.h"
+#include "lib/util/syncsite.h"
 
 #define READ_BUF        (64 * 1024)
 #define BATCH_MAX       64              /* CHUNK records per write */
@@ -225,6 +226,27 @@ manifest_pwrite_all(int fd, const unsigned char *p, size_t n, uint64_t off)
 }
 
 
+/* The fdatasync of records written at [start, valid_end) failed. Linux has
+ * marked their pages clean without writing them; if the next records went
+ * into a later page and were synced, the disk would hold a hole where
+ * replay stops, and every record after it, acknowledged or not, would be
+ * lost at the next power cut. So the records are cut off (if nobody
+ * appended after them: then that appender's sync failed too), and the next
+ * append writes their page again. Nothing here is reported: the append has
+ * failed either way, and settle_tail cuts whatever stays behind. */
+static void
+take_back(struct manifest *m, uint64_t start)
+{
+    struct stat st;
+
+    if (lock_file(m->fd, LOCK_EX) < 0)
+        return;
+    if (fstat(m->fd, &st) == 0 && (uint64_t)st.st_size == m->valid_end
+        && ftruncate(m->fd, (off_t)start) == 0)
+        m->valid_end = start;
+    (void)flock(m->fd, LOCK_UN);
+}
+
 /* Appends n records with one write under the flock, then fdatasyncs. The
  * seq of each record is its offset, so it is assigned under the lock. */
 static int
@@ -233,6 +255,7 @@ append(struct manifest *m, const struct rec_src *s, size_t n,
 {
     unsigned char *buf;
     size_t         len = 0, cap;
+    uint64_t       start = 0;
     int            rc = -1;
 
     if (m->failed)
@@ -277,6 +300,7 @@ append(struct manifest *m, const struct rec_src *s, size_t n,
         }
         goto unlock;
     }
+    start = m->valid_end;
     m->valid_end += len;
     m->records += (uint32_t)n;
     rc = 0;
@@ -284,10 +308,11 @@ unlock:
     (void)flock(m->fd, LOCK_UN);
     free(buf);
     /* Synced outside the flock so concurrent appenders share the flush. */
-    if (rc == 0 && fdatasync(m->fd) < 0) {
+    if (rc == 0 && SYNC_AT("manifest_record", fdatasync(m->fd)) < 0) {
         m->failed = 1;
         rc = manifest_fail(err, errlen, errno, "manifest %.8s: fdatasync: %s",
                            m->hex, strerror(errno));
+        take_back(m, start);
     }
     return rc;
 }
@@ -314,7 +339,7 @@ manifest_append_chunks(struct manifest *m, const struct manifest_chunk *c,
         return manifest_fail(err, errlen, EIO, "manifest %.8s: an earlier "
                              "write or sync failed", m->hex);
     /* The bytes must be durable before the record that vouches for them. */
-    if (fdatasync(m->datafd) < 0) {
+    if (SYNC_AT("manifest_chunk_data", fdatasync(m->datafd)) < 0) {
         m->failed = 1;
         return manifest_fail(err, errlen, errno, "manifest %.8s: fdatasync "
                              "data: %s", m->hex, strerror(errno));
@@ -385,7 +410,7 @@ manifest_replay(struct manifest *m, int flags, manifest_record_fn fn,
         if ((flags & MANIFEST_TRUNCATE) && (uint64_t)st.st_size > end) {
             if (cut(m, end, err, errlen) < 0)
                 rc = -1;
-            else if (fdatasync(m->fd) < 0)
+            else if (SYNC_AT("manifest_truncate", fdatasync(m->fd)) < 0)
                 rc = manifest_fail(err, errlen, errno, "manifest %.8s: "
                                    "fdatasync: %s", m->hex, strerror(errno));
         }

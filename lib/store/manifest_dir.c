@@ -15,6 +15,7 @@
 
 #include "lib/store/manifest_internal.h"
 #include "lib/store/manifest_record.h"
+#include "lib/util/syncsite.h"
 
 
 void
@@ -206,7 +207,8 @@ create_files(struct manifest *m, const struct manifest_header *h,
     if (m->fd < 0)
         return manifest_fail(err, errlen, errno, "manifest %.8s: create: %s",
                              m->hex, strerror(errno));
-    if (manifest_pwrite_all(m->fd, buf, len, 0) < 0 || fdatasync(m->fd) < 0)
+    if (manifest_pwrite_all(m->fd, buf, len, 0) < 0
+        || SYNC_AT("manifest_header", fdatasync(m->fd)) < 0)
         return manifest_fail(err, errlen, errno, "manifest %.8s: write "
                              "header: %s", m->hex, strerror(errno));
     m->valid_end = len;
@@ -249,7 +251,9 @@ manifest_create(int staging_fd, const uint8_t key[MANIFEST_KEY_LEN],
     /* Directory entries for data and manifest, the session directory and
      * the fan-out directory (another creator may have made it and not yet
      * synced staging): without these a synced HEADER can vanish. */
-    if (fsync(m->dfd) < 0 || fsync(fanfd) < 0 || fsync(staging_fd) < 0) {
+    if (SYNC_AT("manifest_session_dir", fsync(m->dfd)) < 0
+        || SYNC_AT("manifest_fan_dir", fsync(fanfd)) < 0
+        || SYNC_AT("manifest_staging_dir", fsync(staging_fd)) < 0) {
         manifest_fail(err, errlen, errno, "manifest %.8s: fsync dir: %s", hex,
                       strerror(errno));
         goto fail_dir;
@@ -325,7 +329,7 @@ manifest_remove(int staging_fd, const uint8_t key[MANIFEST_KEY_LEN],
                            hex, strerror(errno));
     }
     /* Make the removal durable, or a crash resurrects the session. */
-    if (rc == 0 && fsync(fanfd) < 0)
+    if (rc == 0 && SYNC_AT("manifest_remove_dir", fsync(fanfd)) < 0)
         rc = manifest_fail(err, errlen, errno, "staging/%s: fsync: %s", fan,
                            strerror(errno));
     close(fanfd);

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE     /* dup3 */
 #include "lib/store/path.h"
 #include "lib/util/hex.h"
+#include "lib/util/syncsite.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -213,7 +214,8 @@ open_dir(int dfd, const char *name, mode_t dir_mode, char *err,
     fd = openat(dfd, name, flags);
     if (fd < 0 && errno == ENOENT && dir_mode != 0)
         fd = make_dir(dfd, name, dir_mode, flags, &what);
-    if (fd >= 0 && dir_mode != 0 && fsync(dfd) < 0) {
+    if (fd >= 0 && dir_mode != 0
+        && SYNC_AT("publish_parent_dir", fsync(dfd)) < 0) {
         what = "fsync of parent directory";
         close_keep(fd);
         fd = -1;

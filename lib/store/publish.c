@@ -1,6 +1,7 @@
 /* publish.c: durable, no-overwrite publication of finished uploads. */
 #include "lib/store/publish.h"
 #include "lib/store/path.h"
+#include "lib/util/syncsite.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -187,7 +188,7 @@ judge_existing(int dfd, const char *leaf, int data_fd, char *err,
         return same < 0 ? STORE_PUBLISH_ERROR : STORE_CONFLICT;
     /* A concurrent publisher of the same bytes may not have synced the
      * entry yet; "already there" must be as durable as "published". */
-    if (fsync(dfd) < 0)
+    if (SYNC_AT("publish_existing_dir", fsync(dfd)) < 0)
         return fail(err, errlen, "fsync of existing file's directory");
     return STORE_IDENTICAL_EXISTS;
 }
@@ -201,7 +202,7 @@ drop_staging(int staging_fd, const char *name, char *err, size_t errlen)
         fail(err, errlen, "warning: unlink of staging name");
     /* Without this a power cut can bring the staging name back, and
      * recovery would see a second, unfinished-looking copy of the file. */
-    else if (fsync(staging_fd) < 0)
+    else if (SYNC_AT("publish_staging_dir", fsync(staging_fd)) < 0)
         fail(err, errlen, "warning: fsync of staging directory");
 }
 
@@ -273,7 +274,7 @@ store_publish(int staging_fd, const char *staging_name, int data_fd,
      * name over blocks that were never written (zeros or stale data).
      * fsync, not fdatasync: the mode just set is inode metadata that
      * fdatasync may leave behind. */
-    if (fsync(data_fd) < 0)
+    if (SYNC_AT("publish_data", fsync(data_fd)) < 0)
         return fail(err, errlen, "fsync of upload data");
     /* Creates and syncs missing directories: the file's entry is only as
      * durable as every directory above it. */
@@ -284,7 +285,7 @@ store_publish(int staging_fd, const char *staging_name, int data_fd,
                        errlen);
     /* The new entry survives a power cut only once its directory is
      * synced; before that we must not report success. */
-    if (rc == STORE_PUBLISHED && fsync(dfd) < 0) {
+    if (rc == STORE_PUBLISHED && SYNC_AT("publish_dir", fsync(dfd)) < 0) {
         rc = fail(err, errlen, "fsync of target directory");
         unpublish(dfd, leaf, data_fd);
     }
