@@ -145,6 +145,11 @@ void conn_respond_file(struct conn *c, struct http_head *h, int fd,
 /* The request body will not be read: answer, then close. */
 void conn_reject(struct conn *c, int status, const char *reason);
 int  conn_send_continue(struct conn *c);
+/* An interim (1xx) answer before the final one, sent at once while the
+ * request is still being read: a head from http_head_start (not
+ * conn_head_begin: it is not the request's status). 0, or -1 if it could
+ * not be sent whole (close the connection). */
+int  conn_send_informational(struct conn *c, struct http_head *h);
 /* From the head callback: stop parsing until conn_resume_body (the body's
  * destination is being prepared off the loop). */
 void conn_pause_body(struct conn *c);
