@@ -288,7 +288,12 @@ created(struct sess *s, int rc, void *arg)
     log_info("ietf: upload %.8s... created for %s (interop %d)", t->id,
              t->hdr.path, t->version);
     /* The upload resource exists and is durable: tell the client where,
-     * so a creation cut from here on can resume. */
+     * so a creation cut from here on can resume. Never a 1xx to an
+     * HTTP/1.0 client (RFC 9110, 15.2). */
+    if (t->c->in == NULL || t->c->in->req.http_minor < 1) {
+        ietf_resume(t, NULL);
+        return;
+    }
     ietf_location(t, location, sizeof(location));
     http_head_start(&h, 104);
     http_head_add(&h, "Location", "%s", location);

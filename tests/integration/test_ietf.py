@@ -428,3 +428,14 @@ def test_ietf_upload_id_not_in_access_log():
         assert uid not in text, text
         assert al.one(got, "PATCH", "/.ietf/%s..." % uid[:12])["sid"] \
             == uid[:12], got
+
+
+def test_ietf_no_104_to_http10():
+    """RFC 9110: no 1xx to an HTTP/1.0 client; the final answer still
+    carries the Location."""
+    with Daemon() as d:
+        r = d.request("POST", d.put_target("u-ietf8/old.bin", 3),
+                      [iv(), done(True)], body=b"abc", version="HTTP/1.0")
+        assert r.status == 201 and r.interim == [], r
+        assert re.fullmatch(r"/\.ietf/[0-9a-f]{32}", r.header("Location")), r
+        assert d.get("u-ietf8/old.bin").body == b"abc"
