@@ -4,7 +4,7 @@
  *
  *   POST|PUT <prefix><signed path>?<signature>   creation: checked like the
  *                                                PUT the URL was signed for
- *   HEAD|PATCH|DELETE <prefix>.ietf/<id>         the upload resource
+ *   [GET|]HEAD|PATCH|DELETE <prefix>.ietf/<id>   the upload resource
  *
  * As for tus, the id is 128 random bits in hex and the session key is
  * derived from it alone: the id is the capability (its Location goes only
@@ -141,9 +141,11 @@ reply_error(struct ietf *t, struct conn *c, int status, bool unread,
                       ietf_complete_value(t->version, false));
     }
     if (status == 405)
-        http_head_add(&h, "Allow", "HEAD, PATCH, DELETE, OPTIONS");
+        http_head_add(&h, "Allow", "GET, HEAD, PATCH, DELETE, OPTIONS");
     if (status == 503)
         http_head_add(&h, "Retry-After", "5");
+    if (status == 413)
+        ietf_add_limit(t, &h, 0);       /* the draft: say which limit */
     http_head_add(&h, "Content-Type", "%s",
                   problem ? IETF_PROBLEM : "text/plain; charset=utf-8");
     http_head_add(&h, "Content-Length", "%zu", n);
@@ -346,11 +348,13 @@ parse_target(struct ietf *t, struct conn *c, struct http_request *req,
         return 0;
     }
     switch (req->method) {
+    case HTTP_GET:                  /* offset retrieval, as HEAD (no body) */
     case HTTP_HEAD:   t->op = IETF_HEAD; break;
     case HTTP_PATCH:  t->op = IETF_APPEND; break;
     case HTTP_DELETE: t->op = IETF_DELETE; break;
     default:
-        *why = "an upload resource takes HEAD, PATCH, DELETE or OPTIONS";
+        *why = "an upload resource takes GET, HEAD, PATCH, DELETE or "
+               "OPTIONS";
         return 405;
     }
     const char *id = c->rel + strlen(IETF_RESOURCE);

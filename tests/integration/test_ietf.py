@@ -111,6 +111,10 @@ def test_ietf_conformance_latest():
         assert h.header("Cache-Control") == "no-store", h
         assert re.fullmatch(r"max-size=\d+, max-age=\d+",
                             h.header("Upload-Limit")), h
+        g = d.request("GET", loc, [iv()])        # the editor's copy allows it
+        assert g.status == 204 and g.header("Upload-Offset") == "0", g
+        assert d.request("PUT", loc, [iv(), done(True)],
+                         body=b"x").status == 405
 
         # Mismatching offset: 409, the problem type, and where to resume.
         r = append(d, loc, 5, data[5:10], False)
@@ -151,6 +155,11 @@ def test_ietf_conformance_latest():
         assert r.status == 400, r
         problem(r, "completed-upload")
 
+        # Over the limit: 413 naming it.
+        r = d.request("POST", d.put_target("u-ietf1/big", 60 * MiB),
+                      [iv(), done(False), ("Upload-Length", str(60 * MiB))])
+        assert r.status == 413, r
+        assert r.header("Upload-Limit") == "max-size=%d" % (50 * MiB), r
         # Cancellation.
         _, r = create(d, "u-ietf1/gone.bin", 1000)
         gone = r.header("Location")
