@@ -448,3 +448,79 @@ def test_ietf_no_104_to_http10():
         assert r.status == 201 and r.interim == [], r
         assert re.fullmatch(r"/\.ietf/[0-9a-f]{32}", r.header("Location")), r
         assert d.get("u-ietf8/old.bin").body == b"abc"
+
+
+@hfs.timeout(180)
+def test_ietf_in_a_browser():
+    """A page on another origin speaks the draft with fetch(): Chromium's
+    own preflights must allow the draft's request headers and expose its
+    answers (the browser never shows the 104, so the page creates with an
+    empty ?0 request and reads the final Location)."""
+    import shutil
+    import test_browser_cors as bc
+    node = bc._node()
+    root = os.path.join(hfs.REPO, "build", "browser-ietf-page-%d" % os.getpid())
+    os.makedirs(root, exist_ok=True)
+    v = {"Upload-Draft-Interop-Version": "6"}
+    state = ["Upload-Offset", "Upload-Complete", "Upload-Length",
+             "Upload-Limit", "Upload-Draft-Interop-Version"]
+    try:
+        with bc.PageServer(root) as page:
+            origin = "http://127.0.0.1:%d" % page.port
+            with Daemon(**{"security.cors_origins": [origin]}) as d:
+                steps = [
+                    {"name": "create", "method": "POST",
+                     "url": d.put_url("u-ietf-cors/a", 10),
+                     "headers": dict(v, **{"Upload-Complete": "?0",
+                                           "Upload-Length": "10"}),
+                     "read": ["Location"] + state,
+                     "save": {"loc": "Location"}},
+                    {"name": "append", "method": "PATCH", "url": "$loc",
+                     "headers": dict(v, **{"Upload-Offset": "0",
+                                           "Upload-Complete": "?0",
+                                           "Content-Type": PARTIAL[1]}),
+                     "body": "hello", "read": state},
+                    {"name": "offset", "method": "HEAD", "url": "$loc",
+                     "headers": v, "read": state},
+                    {"name": "mismatch", "method": "PATCH", "url": "$loc",
+                     "headers": dict(v, **{"Upload-Offset": "3",
+                                           "Upload-Complete": "?1",
+                                           "Content-Type": PARTIAL[1]}),
+                     "body": "lo", "read": ["Upload-Offset", "Content-Type"]},
+                    {"name": "complete", "method": "PATCH", "url": "$loc",
+                     "headers": dict(v, **{"Upload-Offset": "5",
+                                           "Upload-Complete": "?1",
+                                           "Content-Type": PARTIAL[1]}),
+                     "body": "world", "read": state},
+                ]
+                res = bc._drive(node, d, [{"url": origin + "/index.html",
+                                           "base": "http://127.0.0.1:%d/"
+                                           % d.port, "steps": steps}])[0]
+                r = {s["name"]: s for s in res}
+                blocked = [(s["name"], s["error"]) for s in res if s["error"]]
+                assert not blocked, "the browser blocked: %r" % blocked
+                c = r["create"]
+                assert c["status"] == 201, c
+                assert c["headers"]["Location"].startswith("/.ietf/"), c
+                assert c["headers"]["Upload-Complete"] == "?0", c
+                assert c["headers"]["Upload-Limit"], c
+                assert c["headers"]["Upload-Draft-Interop-Version"] == "6", c
+                a = r["append"]
+                assert a["status"] == 204, a
+                assert a["headers"]["Upload-Offset"] == "5", a
+                o = r["offset"]
+                assert o["status"] == 204, o
+                assert o["headers"]["Upload-Offset"] == "5", o
+                assert o["headers"]["Upload-Length"] == "10", o
+                m = r["mismatch"]
+                assert m["status"] == 409, m
+                assert m["headers"]["Upload-Offset"] == "5", m
+                assert m["headers"]["Content-Type"] == \
+                    "application/problem+json", m
+                assert "mismatching-upload-offset" in m["text"], m
+                f = r["complete"]
+                assert f["status"] == 201, f
+                assert f["headers"]["Upload-Complete"] == "?1", f
+                assert d.get("u-ietf-cors/a").body == b"helloworld"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
