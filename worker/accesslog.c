@@ -1,8 +1,9 @@
 /* accesslog.c: the request log's lines (where they go: lib/util/linesink).
  *
  * Secrets: the query string (where every signature lives) is never logged,
- * nor the Referer's. A tus upload URL is a capability (its id alone lets
- * anyone append to or delete the upload), so only the first ID_KEEP hex
+ * nor the Referer's. A tus or IETF-draft upload URL is a capability (its id
+ * alone lets anyone append to or delete the upload), so only the first
+ * ID_KEEP hex
  * digits of the id are logged: enough to match the lines of one upload, 80
  * bits short of being usable. Every byte a client chose is escaped (\xHH for
  * controls, quotes, backslashes and non-ASCII), so no client can end a line
@@ -23,6 +24,7 @@
 #define SID_CAP      160
 #define ID_KEEP      12        /* hex digits of a tus id: 48 of 128 bits */
 #define TUS_RESOURCE ".tus/"
+#define IETF_RESOURCE ".ietf/"     /* worker/ietf_parse.h */
 
 struct out {
     char  *b;
@@ -109,16 +111,22 @@ put_addr(struct out *o, const char *peer)
         puts_(o, peer);
 }
 
-/* The id of a tus upload resource in target, or NULL. */
+/* The id of a tus or IETF-draft upload resource in target, or NULL. */
 static const char *
 tus_id_in(const struct conn *c, const char *target, size_t len)
 {
+    static const char *const resources[] = { TUS_RESOURCE, IETF_RESOURCE };
     const char *prefix = c->w->conf->url_prefix;
-    size_t plen = strlen(prefix), rlen = strlen(TUS_RESOURCE);
+    size_t plen = strlen(prefix);
 
-    if (len > plen + rlen && strncmp(target, prefix, plen) == 0
-        && strncmp(target + plen, TUS_RESOURCE, rlen) == 0)
-        return target + plen + rlen;
+    if (strncmp(target, prefix, plen) != 0)
+        return NULL;
+    for (size_t i = 0; i < sizeof(resources) / sizeof(resources[0]); i++) {
+        size_t rlen = strlen(resources[i]);
+        if (len > plen + rlen
+            && strncmp(target + plen, resources[i], rlen) == 0)
+            return target + plen + rlen;
+    }
     return NULL;
 }
 

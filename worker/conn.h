@@ -160,6 +160,11 @@ int  conn_send_continue(struct conn *c);
 /* The request is an upload: counted for the client's address until its
  * answer is sent. -1: over server.max_uploads_per_address, answered 503. */
 int  conn_count_upload(struct conn *c);
+/* An interim (1xx) answer before the final one, sent at once while the
+ * request is still being read: a head from http_head_start (not
+ * conn_head_begin: it is not the request's status). 0, or -1 if it could
+ * not be sent whole (close the connection). */
+int  conn_send_informational(struct conn *c, struct http_head *h);
 /* From the head callback: stop parsing until conn_resume_body (the body's
  * destination is being prepared off the loop). */
 void conn_pause_body(struct conn *c);

@@ -191,6 +191,17 @@ conn_send_continue(struct conn *c)
     return n == (ssize_t)(sizeof(cont) - 1) ? 0 : -1;
 }
 
+int
+conn_send_informational(struct conn *c, struct http_head *h)
+{
+    http_head_end(h);
+    if (h->overflow)
+        return -1;
+    /* As for 100: nothing else is queued while the body is being read. */
+    ssize_t n = conn_io_send(c, h->buf, h->len, false);
+    return n == (ssize_t)h->len ? 0 : -1;
+}
+
 static void
 response_done(struct conn *c)
 {

@@ -24,6 +24,7 @@
     "X-Upload-Session-ID, X-Chunk-Number, X-Total-Chunks, X-Total-Size, "  \
     "Tus-Resumable, Upload-Length, Upload-Offset, Upload-Metadata, "       \
     "Upload-Checksum, Upload-Defer-Length, Upload-Concat, "                \
+    "Upload-Complete, Upload-Incomplete, Upload-Draft-Interop-Version, "   \
     "X-HTTP-Method-Override"
 
 /* Response headers beyond the safelisted ones that a client acts on. */
@@ -33,6 +34,8 @@
     "Upload-Offset, Upload-Length, Upload-Defer-Length, Upload-Expires, "  \
     "Upload-Metadata, X-Upload-Ranges, "                                   \
     "Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, "            \
-    "Tus-Checksum-Algorithm"
+    "Tus-Checksum-Algorithm, "                                             \
+    "Upload-Complete, Upload-Incomplete, Upload-Limit, "                   \
+    "Upload-Draft-Interop-Version"
 
 #endif

@@ -2,8 +2,9 @@
  *
  * Order matters and is the protocol's: the admin endpoints are outside the
  * upload prefix and skip the storage gate; a method that stores is refused
- * (503) while storage is unusable, before any protocol looks at it; tus
- * claims its own requests (a creation POST, anything on .tus/) before the
+ * (503) while storage is unusable, before any protocol looks at it; the
+ * IETF draft (its headers on a POST or PUT, anything on .ietf/) and tus (a
+ * creation POST, anything on .tus/) claim their own requests before the
  * generic methods. */
 #include "worker/router.h"
 
@@ -15,6 +16,7 @@
 #include "worker/conn.h"
 #include "worker/download.h"
 #include "worker/handler.h"
+#include "worker/ietf.h"
 #include "worker/storage.h"
 #include "worker/tus.h"
 #include "worker/upload.h"
@@ -57,10 +59,18 @@ is_admin(const struct http_request *req, const char *name)
 
 /* ---- requests answered once their (small, discarded) body is in -------- */
 
+/* Discovery: what each resumable protocol announces. */
+static void
+options_headers(struct conn *c, struct http_head *h)
+{
+    tus_options_headers(c, h);
+    ietf_options_headers(c, h);
+}
+
 static int
 options_complete(struct conn *c)
 {
-    admin_options(c, tus_options_headers);
+    admin_options(c, options_headers);
     return 0;
 }
 
@@ -136,6 +146,14 @@ serve(const struct conn *c, const struct http_request *req)
     return &download_handler;
 }
 
+/* A request whose body is an upload's bytes (PUT, tus/IETF POST and PATCH). */
+static bool
+writes_body(const struct http_request *req)
+{
+    return req->method == HTTP_PUT || req->method == HTTP_POST
+           || req->method == HTTP_PATCH;
+}
+
 int
 router_route(struct conn *c, struct http_request *req)
 {
@@ -150,17 +168,16 @@ router_route(struct conn *c, struct http_request *req)
     }
     if (storage_gate(c, req) < 0)
         return -1;
+    /* Counted against server.max_uploads_per_address until answered. */
+    if (writes_body(req) && conn_count_upload(c) < 0)
+        return -1;
     /* Protocols that claim requests by their head: one line each. */
-    if (tus_wants(c, req)) {
-        if ((req->method == HTTP_POST || req->method == HTTP_PATCH)
-            && conn_count_upload(c) < 0)
-            return -1;
+    if (ietf_wants(c, req))
+        return ietf_begin(c, req);
+    if (tus_wants(c, req))
         return tus_begin(c, req);
-    }
     switch (req->method) {
     case HTTP_PUT:
-        if (conn_count_upload(c) < 0)
-            return -1;
         return upload_begin(c, req);
     case HTTP_GET:
     case HTTP_HEAD:

@@ -48,6 +48,7 @@ expected_sha(const struct sess *s, uint8_t out[32])
         return true;
     }
     if (s->hdr.proto == MANIFEST_PROTO_TUS
+        || s->hdr.proto == MANIFEST_PROTO_IETF
         || strncmp(s->hdr.meta, "sha256=", 7) != 0
         || strlen(s->hdr.meta) != 7 + 64)
         return false;
@@ -278,9 +279,11 @@ sess_publish_done(struct sess *s)
     shm_table_complete_end(s->w->table, s->ref, to, sess_now(), err,
                            sizeof(err));
     /* A published PUT or chunked session frees its slot at once: a late
-     * retry finds the file itself (upload.c). tus keeps it a while, since
-     * its clients ask the upload resource, not the file. */
+     * retry finds the file itself (upload.c). tus and the IETF draft keep
+     * it a while, since their clients ask the upload resource, not the
+     * file. */
     if (to == SHM_DONE && s->hdr.proto != MANIFEST_PROTO_TUS
+        && s->hdr.proto != MANIFEST_PROTO_IETF
         && shm_table_remove(s->w->table, s->ref, err, sizeof(err))
            == SHM_TABLE_OK)
         s->have_ref = false;

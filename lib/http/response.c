@@ -14,6 +14,7 @@ http_status_text(int code)
 {
     switch (code) {
     case 100: return "Continue";
+    case 104: return "Upload Resumption Supported";
     case 200: return "OK";
     case 201: return "Created";
     case 204: return "No Content";

@@ -31,8 +31,10 @@
 enum manifest_proto {
     MANIFEST_PROTO_CHUNKED = 1,         /* X-Upload-Session-ID / X-Chunk-* */
     MANIFEST_PROTO_TUS     = 2,
-    MANIFEST_PROTO_PUT     = 3          /* plain PUT, checkpointed */
+    MANIFEST_PROTO_PUT     = 3,         /* plain PUT, checkpointed */
+    MANIFEST_PROTO_IETF    = 4          /* IETF resumable-upload draft */
 };
+#define MANIFEST_PROTO_LAST MANIFEST_PROTO_IETF
 
 enum manifest_type {
     MANIFEST_HEADER = 1, MANIFEST_CHUNK, MANIFEST_SIZE, MANIFEST_COMPLETE,

@@ -227,7 +227,7 @@ manifest_create(int staging_fd, const uint8_t key[MANIFEST_KEY_LEN],
     int              fanfd, saved;
 
     key_names(key, fan, hex);
-    if (h->proto < MANIFEST_PROTO_CHUNKED || h->proto > MANIFEST_PROTO_PUT)
+    if (h->proto < MANIFEST_PROTO_CHUNKED || h->proto > MANIFEST_PROTO_LAST)
         return manifest_fail(err, errlen, EINVAL, "manifest %.8s: bad "
                              "protocol %d", hex, h->proto);
     if ((m = handle_new(hex)) == NULL)

@@ -212,7 +212,7 @@ dec_header(struct dec *d, struct manifest_header *h)
     dec_str(d, h->path, MANIFEST_PATH_MAX);
     dec_str(d, h->ctype, MANIFEST_CTYPE_MAX);
     dec_str(d, h->meta, MANIFEST_META_MAX);
-    if (h->proto < MANIFEST_PROTO_CHUNKED || h->proto > MANIFEST_PROTO_PUT)
+    if (h->proto < MANIFEST_PROTO_CHUNKED || h->proto > MANIFEST_PROTO_LAST)
         d->bad = 1;
 }
 

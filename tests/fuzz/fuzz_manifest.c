@@ -145,7 +145,7 @@ on_record(const struct manifest_record *r, void *arg)
     case MANIFEST_HEADER: {
         const struct manifest_header *h = &r->u.header;
         FUZZ_CHECK(h->proto >= MANIFEST_PROTO_CHUNKED
-                   && h->proto <= MANIFEST_PROTO_PUT);
+                   && h->proto <= MANIFEST_PROTO_LAST);
         FUZZ_CHECK(strnlen(h->id, sizeof(h->id)) < sizeof(h->id));
         FUZZ_CHECK(strnlen(h->path, sizeof(h->path)) < sizeof(h->path));
         FUZZ_CHECK(strnlen(h->ctype, sizeof(h->ctype)) < sizeof(h->ctype));
@@ -206,7 +206,7 @@ check_state(const struct manifest_state *st, const struct manifest_replay *res,
             FUZZ_CHECK(st->held.r[i].end <= st->size);
     }
     FUZZ_CHECK(st->header.proto >= MANIFEST_PROTO_CHUNKED
-               && st->header.proto <= MANIFEST_PROTO_PUT);
+               && st->header.proto <= MANIFEST_PROTO_LAST);
 }
 
 int

@@ -68,7 +68,7 @@ check_record(const struct manifest_record *r)
     case MANIFEST_HEADER: {
         const struct manifest_header *h = &r->u.header;
         FUZZ_CHECK(h->proto >= MANIFEST_PROTO_CHUNKED
-                   && h->proto <= MANIFEST_PROTO_PUT);
+                   && h->proto <= MANIFEST_PROTO_LAST);
         FUZZ_CHECK(strnlen(h->id, sizeof(h->id)) < sizeof(h->id));
         FUZZ_CHECK(strnlen(h->path, sizeof(h->path)) < sizeof(h->path));
         FUZZ_CHECK(strnlen(h->ctype, sizeof(h->ctype)) < sizeof(h->ctype));

@@ -70,7 +70,7 @@ WORKER_LAYERS = [
     ("base", ["loop", "cors", "syncpool"]),
     ("transport", ["conn", "handler"]),
     ("services", ["session", "storage", "accesslog"]),
-    ("handlers", ["upload", "tus", "download", "admin"]),
+    ("handlers", ["upload", "tus", "ietf", "download", "admin"]),
     ("router", ["router"]),
     ("pause", ["pause"]),
     ("main", ["worker"]),

@@ -10,7 +10,8 @@
 //          "chunkSize": N|null, "metadata": {...}, "storage": PATH|null,
 //          "uploadDataDuringCreation": bool, "uploadLengthDeferred": bool,
 //          "bytesPerSecond": N|null, "parallelUploads": N|null,
-//          "retryDelays": [MS, ...]|null}
+//          "retryDelays": [MS, ...]|null,
+//          "protocol": "tus-v1"|"ietf-draft-03"|"ietf-draft-05"|null}
 // "abort" stops the upload (upload.abort(), no termination) once more than
 // BYTES were sent; "resume" finds that upload again in the URL storage
 // (findPreviousUploads + resumeFromPreviousUpload), as an app restarted
@@ -82,6 +83,7 @@ function options(u, log, extra) {
   if (u.chunkSize) o.chunkSize = u.chunkSize
   if (u.parallelUploads) o.parallelUploads = u.parallelUploads
   if (u.retryDelays) o.retryDelays = u.retryDelays
+  if (u.protocol) o.protocol = u.protocol
   if (u.bytesPerSecond) o.httpStack = new SlowStack(u.bytesPerSecond)
   if (u.storage) {
     o.urlStorage = new tus.FileUrlStorage(u.storage)
