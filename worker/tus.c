@@ -25,9 +25,9 @@
  * Upload-Checksum: bytes that can no longer be verified are dropped.
  *
  * The parts: tus_parse.c (constants, pure header parsing), tus_create.c
- * (POST), tus_concat.c (POST of a final upload), tus_patch.c (PATCH), tus_finish.c (answers after the body, HEAD,
- * DELETE); this file holds the request's life and the shared steps. They
- * share tus_part.h. */
+ * (POST), tus_concat.c (POST of a final upload), tus_patch.c (PATCH),
+ * tus_finish.c (answers after the body, HEAD, DELETE); this file holds the
+ * request's life and the shared steps. They share tus_part.h. */
 #define _GNU_SOURCE
 #include "worker/tus.h"
 

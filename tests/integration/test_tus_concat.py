@@ -11,7 +11,7 @@ import time
 
 import hfs
 from hfs import Daemon, curl
-from test_tus import (OCTET, TUS, assert_tus_error, create, head, offset_of,
+from test_tus import (OCTET, TUS, assert_tus_error, create, head, idle, offset_of,
                       patch, sign_v3, wait_for)
 
 
@@ -36,6 +36,14 @@ def partial(d, target, length, filesize=None, body=b"", meta=None):
 def final(d, target, locs, headers=()):
     hs = [TUS, ("Upload-Concat", "final;" + " ".join(locs))] + list(headers)
     return d.request("POST", target, hs)
+
+
+def final_loc(path, locs):
+    """The upload URL a final for these partials gets (tus_concat.c: the
+    id derives from the path and the partial ids)."""
+    ids = " ".join(loc.rsplit("/", 1)[1] for loc in locs)
+    h = hashlib.sha256(b"tus-final\0" + path.encode() + b"\0" + ids.encode())
+    return "/.tus/" + h.hexdigest()[:32]
 
 
 def upload_parts(d, target, data, sizes, filesize=None):
@@ -88,7 +96,7 @@ def test_concatenation_v1_published_once():
         assert r.status == 201, r
         floc = r.header("Location")
         assert re.fullmatch(r"/\.tus/[0-9a-f]{32}", floc), r
-        assert floc not in locs
+        assert floc not in locs and floc == final_loc(path, locs)
         assert d.get(path).body == data
         h = head(d, floc)
         assert h.status == 200, h
@@ -211,6 +219,9 @@ def test_final_refused():
         inc = r.header("Location")
         assert patch(d, inc, 0, data[:100]).status == 204
         assert_tus_error(final(d, t, [inc] + locs), 400, "not a complete")
+        # No concatenation-unfinished: a final before its partials are
+        # complete does not exist at all, so its HEAD finds nothing.
+        assert head(d, final_loc(path, [inc] + locs)).status == 404
         # A whole (non-partial) upload is not a partial.
         whole = create(d, path, len(data)).header("Location")
         assert_tus_error(final(d, t, [whole]), 400, "not a complete")
@@ -291,3 +302,46 @@ def test_partials_survive_restart_and_final_after():
         assert offset_of(d, r.header("Location")) == len(data)
         assert d.get(path).body == data
         assert_partials_freed(d)
+
+
+def test_head_of_an_unassembled_final():
+    """A final cut before it was assembled (kill -9 of its worker while it
+    copies) exists with no bytes: its HEAD answers, as tus 1.0.0 says,
+    Upload-Concat: final;<partials> and Upload-Length but no Upload-Offset,
+    and the client's repeated final assembles and publishes it. The kill
+    lands at a random moment, so it is tried until it hits the copy."""
+    import random
+    import signal
+    with Daemon(check_exit=False, **{"server.workers": 1}) as d:
+        data = hfs.det_bytes(48 * (1 << 20), seed=36)
+        sizes = [16 << 20, 32 << 20]
+        seen = None
+        for attempt in range(12):
+            path = "u-cat7/a%d.bin" % attempt
+            t = d.put_target(path, len(data))
+            locs = upload_parts(d, t, data, sizes, len(data))
+            worker = d.wait_workers(1)[0]
+            c = d.conn()
+            c.send(hfs.build_request("POST", t, [TUS, (
+                "Upload-Concat", "final;" + " ".join(locs))]))
+            time.sleep(random.uniform(0.0, 0.03))
+            os.kill(worker, signal.SIGKILL)
+            c.close()
+            d.wait_workers(1, exclude=[worker])
+            floc = final_loc(path, locs)
+            h = head(d, floc)
+            if h.status == 200 and h.header("Upload-Offset") is None:
+                assert h.header("Upload-Length") == str(len(data)), h
+                assert h.header("Upload-Concat") == \
+                    "final;" + " ".join(locs), h
+                seen = (path, t, locs, floc)
+                print("caught at attempt %d" % attempt)
+                break
+        assert seen, "never caught a final before its assembly"
+        path, t, locs, floc = seen
+        assert d.get(path).status == 404
+        r = final(d, t, locs)
+        assert r.status == 201 and r.header("Location") == floc, r
+        assert d.get(path).body == data
+        h = head(d, floc)
+        assert h.header("Upload-Offset") == str(len(data)), h

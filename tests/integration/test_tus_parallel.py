@@ -37,6 +37,31 @@ def _upload(d, path, src, i, v1=True):
     return up
 
 
+@hfs.timeout(120)
+def test_parallel_uploads_small_and_odd_sizes():
+    """Sizes that do not split evenly, and a file smaller than the number
+    of parts (tus-js-client then sends empty partials; from a Buffer: its
+    file reader cannot slice a stream to nothing)."""
+    node = _node_client()
+    with Daemon() as d:
+        jobs = []
+        for i, size in enumerate([3, 1000003, 5 * MiB + 1]):
+            src, digest = d.make_file(size)
+            path = "u-pars/%d.bin" % i
+            jobs.append((path, digest, {
+                "endpoint": d.put_url(path, size), "file": src,
+                "source": "buffer" if size < 4 else "stream",
+                "parallelUploads": 4, "metadata": {"filename": "%d.bin" % i},
+                "metadataForPartialUploads": {"filesize": str(size)}}))
+        res = _run_client(node, d, {"mode": "upload",
+                                    "uploads": [j[2] for j in jobs]})
+        for (path, digest, _), r in zip(jobs, res):
+            assert r["ok"], (path, r)
+            posts = [q for q in r["requests"] if q[0] == "POST"]
+            assert len(posts) == 5 and posts[-1][2] == 201, r["requests"]
+            assert _get_sha256(d, path) == digest, path
+
+
 @hfs.timeout(300)
 def test_parallel_uploads_abort_and_resume_10_rounds():
     node = _node_client()
