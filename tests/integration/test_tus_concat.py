@@ -163,6 +163,30 @@ def test_concatenation_with_curl_v3_and_digest():
         assert h.header("Upload-Offset") == str(len(data)), h
 
 
+def test_partial_checksums():
+    """Upload-Checksum works on a partial as on any PATCH: a body that does
+    not match is dropped (460), one that does is kept, and the final is
+    made of the verified bytes only."""
+    with Daemon() as d:
+        data = hfs.det_bytes(70000, seed=37)
+        path = "u-cat8/a.bin"
+        t = d.put_target(path, len(data))
+        a = partial(d, t, 30000, len(data)).header("Location")
+        b = partial(d, t, 40000, len(data)).header("Location")
+        bad = [("Upload-Checksum", "sha256 " + base64.b64encode(
+            hashlib.sha256(b"x").digest()).decode())]
+        assert patch(d, a, 0, data[:30000], bad).status == 460
+        assert offset_of(d, a) == 0
+        for loc, piece in ((a, data[:30000]), (b, data[30000:])):
+            ck = [("Upload-Checksum", "sha1 " + base64.b64encode(
+                hashlib.sha1(piece).digest()).decode())]
+            assert patch(d, loc, 0, piece, ck).status == 204
+        r = final(d, t, [a, b], [("X-Content-SHA256",
+                                  hashlib.sha256(data).hexdigest())])
+        assert r.status == 201, r
+        assert d.get(path).body == data
+
+
 def test_partial_authorisation():
     """A partial is authorised by the signed URL of the whole file: with
     a v1/v2/token URL its size (which the MAC binds) comes as metadata

@@ -139,4 +139,7 @@ def test_parallel_uploads_survive_kill_9():
                 r = _run_client(node, d, {"mode": "resume", "upload": up,
                                           "latest": True})[0]
                 assert r["ok"], (i, r)
+                # The partials were found again: only the final is created.
+                posts = [q for q in r["requests"] if q[0] == "POST"]
+                assert len(posts) == 1, r["requests"]
             assert _get_sha256(d, path) == digest, i
