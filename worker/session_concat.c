@@ -15,7 +15,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lib/store/retry.h"
 #include "lib/util/crc32c.h"
 #include "lib/util/log.h"
 #include "worker/conn.h"
