@@ -68,7 +68,11 @@ recover_one(const uint8_t key[MANIFEST_KEY_LEN], void *arg)
         r->broken++;
         return 0;
     }
-    if (st.complete || st.aborted) {
+    /* A tus final and its partials stay DONE a while after publication
+     * (session_concat.c): a client whose 201 was lost repeats the final. */
+    bool keep_done = st.complete && st.header.concat != MANIFEST_CONCAT_NONE
+                     && st.mtime + SHM_DONE_KEEP_S > r->now;
+    if ((st.complete || st.aborted) && !keep_done) {
         drop(r, key, st.complete ? "complete" : "aborted");
         return 0;
     }
@@ -76,7 +80,7 @@ recover_one(const uint8_t key[MANIFEST_KEY_LEN], void *arg)
         drop(r, key, "expired");
         return 0;
     }
-    if (st.bad_chunks)
+    if (st.bad_chunks && !keep_done)
         log_warn("recovery: session %.16s: %u chunk record(s) did not match "
                  "the data and were dropped", hex, st.bad_chunks);
     struct shm_session ss = {
@@ -85,7 +89,9 @@ recover_one(const uint8_t key[MANIFEST_KEY_LEN], void *arg)
         .proto = st.header.proto,
     };
     static struct shm_rebuild rb;
-    rb.state = SHM_ACTIVE;
+    rb.state = keep_done ? SHM_DONE : SHM_ACTIVE;
+    if (keep_done)
+        ss.expires = st.mtime + SHM_DONE_KEEP_S;
     rb.size = ss.size;
     rb.held = st.held;
     struct shm_ref ref;

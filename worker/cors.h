@@ -32,7 +32,7 @@
     "ETag, Content-Range, Accept-Ranges, Content-Length, Location, Allow, " \
     "Retry-After, "                                                        \
     "Upload-Offset, Upload-Length, Upload-Defer-Length, Upload-Expires, "  \
-    "Upload-Metadata, X-Upload-Ranges, "                                   \
+    "Upload-Metadata, Upload-Concat, X-Upload-Ranges, "                    \
     "Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, "            \
     "Tus-Checksum-Algorithm, "                                             \
     "Upload-Complete, Upload-Incomplete, Upload-Limit, "                   \

@@ -166,6 +166,9 @@ job_work(struct sync_job *job)
     case J_SIZE:
         sess_size_work(s);
         break;
+    case J_CONCAT:
+        sess_concat_work(s);
+        break;
     case J_TERMINATE:
         if (s->m)
             manifest_append_abort(s->m, "terminated by the client", s->err,
@@ -420,6 +423,7 @@ job_done(struct sync_job *job)
     case J_SIZE:      sess_size_done(s); break;
     case J_NOTIFY:    sess_answer(s, s->notify_rc); break;
     case J_VERIFY:    sess_answer(s, s->job_rc == 0 ? 0 : 409); break;
+    case J_CONCAT:    sess_answer(s, s->job_rc); break;
     case J_NONE:      break;
     }
     if (detached && s->kind == J_NONE) {

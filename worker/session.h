@@ -87,6 +87,16 @@ void sess_abandon(struct sess *s);
  * Digest, Repr-Digest): checked before publishing; a mismatch answers 460
  * and drops the session. */
 void sess_expect_sha256(struct sess *s, const uint8_t sha[32]);
+/* tus concatenation, after sess_open and sess_lease of the whole final
+ * upload [0, size): fill it from the partial uploads named in the HEADER's
+ * `parts` (each checked: a complete partial of the same signed path and
+ * URL), then sess_finish commits and publishes as usual. cb rc: 0, 400 (not
+ * a partial, incomplete, gone), 403 (another file's or URL's), 410
+ * (expired or terminated), 507, 500; sess_error says which. After the
+ * final is published its partials are removed. */
+void sess_concat(struct sess *s, sess_cb *cb, void *arg);
+/* The last failure's text (for the answer's body). */
+const char *sess_error(const struct sess *s);
 /* Free after sess_open failed or when nothing was leased or written. */
 void sess_free(struct sess *s);
 const struct manifest_header *sess_header(const struct sess *s);

@@ -9,6 +9,8 @@
  *   session_publish.c  durability and publication: commits (checkpoint,
  *                      finish), completion, publication, the deferred
  *                      size, verifying held bytes
+ *   session_concat.c   tus concatenation: a final filled from its
+ *                      partials, the partials removed after publication
  *   session_janitor.c  table maintenance: the repair callback for entries
  *                      whose lock holder died, expiry and reclaim, the
  *                      janitor job
@@ -28,7 +30,7 @@
 #define LEASE_S          60    /* a silent writer blocks a retry this long */
 
 enum job_kind { J_NONE, J_NOTIFY, J_OPEN, J_COMMIT, J_PUBLISH, J_TERMINATE, J_SIZE,
-                J_VERIFY };
+                J_VERIFY, J_CONCAT };
 
 struct sess {
     struct sync_job        job;
@@ -97,5 +99,15 @@ int  sess_verify_range(struct sess *s);
 void sess_commit_done(struct sess *s);
 void sess_publish_done(struct sess *s);
 void sess_size_done(struct sess *s);
+
+/* session_concat.c */
+/* Pool side of J_CONCAT: job_rc 0 (the lease is written, s->crc covers
+ * it) or an HTTP status with err. */
+void sess_concat_work(struct sess *s);
+/* A final's partials, once it is published (sha: its digest) or dropped
+ * (NULL): completed or removed on the pool, then DONE or doomed in the
+ * table on the loop. */
+void sess_concat_spend_parts(struct sess *s, const uint8_t *sha);
+void sess_concat_end_parts(struct sess *s, bool published);
 
 #endif

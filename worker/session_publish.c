@@ -82,6 +82,8 @@ sess_publish_work(struct sess *s)
         manifest_append_abort(s->m, "SHA-256 does not match the client's",
                               err, sizeof(err));
         manifest_remove(s->w->staging_fd, s->key, err, sizeof(err));
+        if (s->hdr.concat == MANIFEST_CONCAT_FINAL)
+            sess_concat_spend_parts(s, NULL);  /* they made these bytes */
         goto out;
     }
     struct store_modes modes = { s->w->conf->file_mode,
@@ -98,12 +100,27 @@ sess_publish_work(struct sess *s)
         if (manifest_append_complete(s->m, sha, s->hdr.path, err,
                                      sizeof(err)) < 0)
             log_warn("%s: %s", s->hdr.path, err);
-        manifest_remove(s->w->staging_fd, s->key, err, sizeof(err));
+        /* A tus final stays while the table keeps it DONE: a repeated
+         * final POST (its 201 lost in a crash) must find it, even after
+         * a restart (master/recover.c); the janitor removes it. */
+        if (s->hdr.concat == MANIFEST_CONCAT_FINAL) {
+            /* store_publish took the data file's name; an empty one
+             * lets the manifest open again (recovery, repair). */
+            int fd = openat(dfd, "data", O_WRONLY | O_CREAT | O_EXCL
+                            | O_CLOEXEC, 0600);
+            if (fd >= 0)
+                close(fd);
+            fsync(dfd);
+            sess_concat_spend_parts(s, sha);
+        } else
+            manifest_remove(s->w->staging_fd, s->key, err, sizeof(err));
     } else if (s->publish_rc == STORE_CONFLICT) {
         char err[256];
         manifest_append_abort(s->m, "a different file exists at the path",
                               err, sizeof(err));
         manifest_remove(s->w->staging_fd, s->key, err, sizeof(err));
+        if (s->hdr.concat == MANIFEST_CONCAT_FINAL)
+            sess_concat_spend_parts(s, NULL);  /* nowhere to go any more */
     }
 out:
     if (dfd >= 0)
@@ -201,8 +218,11 @@ try_complete(struct sess *s)
         sess_answer(s, 200);
         return;
     }
-    if (v.size == SHM_SIZE_UNKNOWN || v.prefix != v.size) {
-        sess_answer(s, 0);                     /* more chunks to come */
+    if (v.size == SHM_SIZE_UNKNOWN || v.prefix != v.size
+        || s->hdr.concat == MANIFEST_CONCAT_PARTIAL) {
+        /* More chunks to come; or a tus partial upload, which is never
+         * published itself: a final upload copies it (session_concat.c). */
+        sess_answer(s, 0);
         return;
     }
     int rc = shm_table_complete_begin(s->w->table, s->ref, now,
@@ -273,6 +293,10 @@ sess_publish_done(struct sess *s)
         status = s->job_errno == ENOSPC || s->job_errno == EDQUOT ? 507 : 500;
         to = SHM_ACTIVE;             /* the bytes are durable: retry later */
     }
+    /* A final's partials end with it, unless it can still be published
+     * (its bytes are durable: a later request retries). */
+    if (to != SHM_ACTIVE && s->hdr.concat == MANIFEST_CONCAT_FINAL)
+        sess_concat_end_parts(s, to == SHM_DONE);
     if (status == 201 || status == 200)
         log_info("stored %s (%llu bytes, resumable session)", s->hdr.path,
                  (unsigned long long)s->hdr.size);

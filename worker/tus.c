@@ -1,7 +1,7 @@
 /* tus.c: tus 1.0.0 (core, creation, creation-with-upload,
- * creation-defer-length, expiration, checksum, termination) on the same
- * resumable sessions as the chunked-header protocol. docs/protocol.md,
- * "tus 1.0", is the client author's view.
+ * creation-defer-length, expiration, checksum, termination, concatenation)
+ * on the same resumable sessions as the chunked-header protocol.
+ * docs/protocol.md, "tus 1.0", is the client author's view.
  *
  *   POST <prefix><signed path>?<signature>    creation: checked like the PUT
  *                                             the URL was signed for
@@ -13,8 +13,9 @@
  * header. ".tus" is a dot-name, which store_path_decode refuses, so no file
  * can ever be named like an upload resource.
  *
- * Not concatenation: Upload-Concat on any request is 501, or a partial
- * upload would be published as the whole file. An upload past its
+ * Concatenation (tus_concat.c): partial uploads are sessions that are
+ * never published; a final upload copies them, in order, into its own
+ * session and publishes that. An upload past its
  * Upload-Expires answers 410 to every request, before the janitor sweeps it.
  *
  * Everything that can be refused without the body is refused at the head
@@ -24,9 +25,9 @@
  * Upload-Checksum: bytes that can no longer be verified are dropped.
  *
  * The parts: tus_parse.c (constants, pure header parsing), tus_create.c
- * (POST), tus_patch.c (PATCH), tus_finish.c (answers after the body, HEAD,
- * DELETE); this file holds the request's life and the shared steps. They
- * share tus_part.h. */
+ * (POST), tus_concat.c (POST of a final upload), tus_patch.c (PATCH),
+ * tus_finish.c (answers after the body, HEAD, DELETE); this file holds the
+ * request's life and the shared steps. They share tus_part.h. */
 #define _GNU_SOURCE
 #include "worker/tus.h"
 
@@ -383,13 +384,6 @@ tus_begin(struct conn *c, struct http_request *req)
     t->w = c->w;
     t->started = time(NULL);
     t->retry.max = c->w->conf->max_retries;
-    /* Not advertised in Tus-Extension. Ignoring the header would make a
-     * partial upload a whole one and publish a fragment at the file's
-     * URL; refuse before anything is created, as tusd does. */
-    if (http_header_get(req, "Upload-Concat") != NULL)
-        return tus_fail(t, 501, true, "Upload-Concat: the concatenation "
-                    "extension is not supported (see Tus-Extension); "
-                    "send the file as one upload");
     if ((status = parse_target(t, c, req, &why)) != 0)
         return tus_fail(t, status, true, "%s", why);
     if (tr == NULL || strcmp(tr, TUS_VERSION) != 0)
@@ -397,10 +391,21 @@ tus_begin(struct conn *c, struct http_request *req)
                     " is required");
     if (c->w->table == NULL)
         return tus_fail(t, 503, true, "resumable uploads are not available");
+    /* Only a creation says what it is in a concatenation; tus-js-client
+     * sends a partial's header on its HEAD and PATCH requests too, where
+     * the upload resource already knows. */
+    const char *uc = http_header_get(req, "Upload-Concat");
+    if (uc && t->op == OP_CREATE
+        && (status = tus_concat_parse(uc, c->w->conf->url_prefix, &t->concat,
+                                      t->parts, TUS_PARTS_MAX, &t->nparts,
+                                      &why)) != 0)
+        return tus_fail(t, status, true, "%s", why);
     switch (t->op) {
     case OP_CREATE:
         t->counted = true;
         c->w->slot->uploads++;
+        if (t->concat == TUS_CONCAT_FINAL)
+            return tus_final_begin(t, c, req);
         if ((status = tus_create_parse(t, c, req, &why)) != 0)
             return tus_fail(t, status, true, "%s", why);
         return tus_create_begin(t, c);

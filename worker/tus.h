@@ -1,6 +1,6 @@
 /* tus: the tus 1.0.0 resumable upload protocol (core, creation,
  * creation-with-upload, creation-defer-length, expiration, checksum,
- * termination) on the same session table and manifests as the
+ * termination, concatenation) on the same session table and manifests as the
  * chunked-header protocol. See docs/protocol.md, "tus 1.0". */
 #ifndef WORKER_TUS_H
 #define WORKER_TUS_H

@@ -33,8 +33,11 @@
 #include "worker/syncpool.h"
 #include "worker/tus_part.h"
 
-static int
-check_auth(struct tus *t, const char *query, const char **why)
+/* The signature of the creation URL, checked like the PUT it was signed
+ * for, with `size` as its Content-Length (-1: not known yet). */
+int
+tus_check_auth(struct tus *t, const char *query, int64_t size,
+               const char **why)
 {
     const struct conf *cf = t->w->conf;
     struct auth_key keys[CONF_MAX_SECRETS];
@@ -55,8 +58,7 @@ check_auth(struct tus *t, const char *query, const char **why)
         .path = t->hdr.path,
         .path_len = strlen(t->hdr.path),
         .query = query && query[0] ? query : NULL,
-        .content_length = t->length == MANIFEST_SIZE_UNKNOWN
-                          ? -1 : (int64_t)t->length,
+        .content_length = size,
         .content_type = ctype[0] ? ctype : NULL,
         .now = t->started,
     };
@@ -69,6 +71,13 @@ check_auth(struct tus *t, const char *query, const char **why)
         snprintf(t->hdr.ctype, sizeof(t->hdr.ctype), "%s", ctype);
         return 0;
     }
+    if (res.status == AUTH_SIZE_UNKNOWN && t->concat == TUS_CONCAT_PARTIAL) {
+        *why = "a partial upload (Upload-Concat: partial) under a URL whose "
+               "signature binds the file size must name that size: "
+               "Upload-Metadata key filesize (tus-js-client: "
+               "metadataForPartialUploads)";
+        return 400;
+    }
     if (res.status == AUTH_SIZE_UNKNOWN) {
         /* The signature binds a size we will only learn later, and a
          * session outlives the query it was created with. */
@@ -80,8 +89,8 @@ check_auth(struct tus *t, const char *query, const char **why)
     return res.status == AUTH_ERROR ? 500 : 403;
 }
 
-static bool
-final_exists(struct tus *t)
+bool
+tus_file_exists(struct tus *t)
 {
     struct stat st;
     int fd;
@@ -93,13 +102,12 @@ final_exists(struct tus *t)
     return true;
 }
 
+/* What every creation names: the file path (from the URL) and its
+ * Upload-Metadata. */
 int
-tus_create_parse(struct tus *t, struct conn *c, struct http_request *req,
-             const char **why)
+tus_create_target(struct tus *t, struct conn *c, struct http_request *req,
+                  const char **why)
 {
-    const struct conf *cf = c->w->conf;
-    const char *ul = http_header_get(req, "Upload-Length");
-    const char *dl = http_header_get(req, "Upload-Defer-Length");
     const char *md = http_header_get(req, "Upload-Metadata");
     struct tusmeta meta;
     size_t plen;
@@ -116,6 +124,62 @@ tus_create_parse(struct tus *t, struct conn *c, struct http_request *req,
     }
     if (c->query && strlen(c->query) > AUTH_QUERY_MAX) {
         *why = "query string too long";
+        return 400;
+    }
+    if (md && strlen(md) > MANIFEST_META_MAX) {
+        *why = "Upload-Metadata longer than 4096 bytes";
+        return 400;
+    }
+    if (md && tusmeta_parse(md, &meta, t->err, sizeof(t->err)) < 0) {
+        *why = t->err;
+        return 400;
+    }
+    snprintf(t->hdr.meta, sizeof(t->hdr.meta), "%s", md ? md : "");
+    return 0;
+}
+
+/* A partial upload's signature check: the whole file's size, from the
+ * metadata (filesize), binds it to the signed URL as a whole upload's
+ * Upload-Length does; it may be no longer than that. */
+static int
+partial_auth(struct tus *t, struct conn *c, const char **why)
+{
+    char v[24];
+    uint64_t whole;
+    int64_t size = -1;
+
+    tus_metadata_get(t->hdr.meta, "filesize", v, sizeof(v));
+    if (v[0] != '\0') {
+        if (tus_parse_u64(v, &whole) < 0) {
+            *why = "Upload-Metadata filesize must be a decimal byte count";
+            return 400;
+        }
+        size = (int64_t)whole;
+    }
+    int status = tus_check_auth(t, c->query, size, why);
+    if (status != 0)
+        return status;
+    if (t->hdr.mac_size != MANIFEST_SIZE_UNKNOWN
+        && t->length > t->hdr.mac_size) {
+        *why = "partial upload longer than the signed file size";
+        return 413;
+    }
+    return 0;
+}
+
+int
+tus_create_parse(struct tus *t, struct conn *c, struct http_request *req,
+             const char **why)
+{
+    const struct conf *cf = c->w->conf;
+    const char *ul = http_header_get(req, "Upload-Length");
+    const char *dl = http_header_get(req, "Upload-Defer-Length");
+    int status = tus_create_target(t, c, req, why);
+
+    if (status != 0)
+        return status;
+    if (dl && t->concat == TUS_CONCAT_PARTIAL) {
+        *why = "a partial upload needs Upload-Length";
         return 400;
     }
     if ((ul != NULL) == (dl != NULL)) {
@@ -137,16 +201,7 @@ tus_create_parse(struct tus *t, struct conn *c, struct http_request *req,
                "(Tus-Max-Size)";
         return 413;
     }
-    if (md && strlen(md) > MANIFEST_META_MAX) {
-        *why = "Upload-Metadata longer than 4096 bytes";
-        return 400;
-    }
-    if (md && tusmeta_parse(md, &meta, t->err, sizeof(t->err)) < 0) {
-        *why = t->err;
-        return 400;
-    }
-    snprintf(t->hdr.meta, sizeof(t->hdr.meta), "%s", md ? md : "");
-    int status = tus_parse_body(t, req, why);
+    status = tus_parse_body(t, req, why);
     if (status != 0)
         return status;
     if (t->length != MANIFEST_SIZE_UNKNOWN && t->body_len > 0
@@ -154,9 +209,14 @@ tus_create_parse(struct tus *t, struct conn *c, struct http_request *req,
         *why = "body longer than Upload-Length";
         return 413;
     }
-    if ((status = check_auth(t, c->query, why)) != 0)
+    if (t->concat == TUS_CONCAT_PARTIAL)
+        status = partial_auth(t, c, why);
+    else
+        status = tus_check_auth(t, c->query, t->length == MANIFEST_SIZE_UNKNOWN
+                                ? -1 : (int64_t)t->length, why);
+    if (status != 0)
         return status;
-    if (final_exists(t)) {
+    if (tus_file_exists(t)) {
         *why = "a file already exists at this path";
         return 409;
     }
@@ -239,7 +299,9 @@ created(struct sess *s, int rc, void *arg)
         tus_fail(t, status, true, "%s", why);
         return;
     }
-    log_info("tus: upload %.8s... created for %s", t->id, t->hdr.path);
+    log_info("tus: %supload %.8s... created for %s",
+             t->concat == TUS_CONCAT_PARTIAL ? "partial " : "", t->id,
+             t->hdr.path);
     tus_resume(t);
 }
 
@@ -252,6 +314,8 @@ tus_create_begin(struct tus *t, struct conn *c)
     if (new_id(t) < 0)
         return tus_fail(t, 500, true, "no randomness for an upload id");
     t->hdr.proto = MANIFEST_PROTO_TUS;
+    t->hdr.concat = t->concat == TUS_CONCAT_PARTIAL ? MANIFEST_CONCAT_PARTIAL
+                                                    : MANIFEST_CONCAT_NONE;
     t->hdr.size = t->length;
     t->hdr.created = t->started;
     t->hdr.expires = t->started + cf->sessiontimeout;

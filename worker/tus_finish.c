@@ -60,6 +60,29 @@ tus_respond_done(struct tus *t, struct conn *c)
     conn_respond_head(c, &h, NULL, 0);
 }
 
+/* tus concatenation: what HEAD says of a partial or final upload. */
+static void
+add_concat(struct conn *c, struct http_head *h,
+           const struct manifest_header *hd)
+{
+    char list[TUS_CONCAT_MAX + 1] = "final;";
+    const char *p = hd->parts;
+    size_t n = strlen(list);
+
+    if (hd->concat == MANIFEST_CONCAT_PARTIAL)
+        http_head_add(h, "Upload-Concat", "partial");
+    if (hd->concat != MANIFEST_CONCAT_FINAL)
+        return;
+    while (*(p += strspn(p, " ")) != '\0' && n < sizeof(list)) {
+        int len = (int)strcspn(p, " ");
+        n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s" TUS_RESOURCE
+                              "%.*s", n > 6 ? " " : "",
+                              c->w->conf->url_prefix, len, p);
+        p += len;
+    }
+    http_head_add(h, "Upload-Concat", "%s", list);
+}
+
 static void
 tus_respond_status(struct tus *t, struct conn *c)
 {
@@ -72,8 +95,13 @@ tus_respond_status(struct tus *t, struct conn *c)
         return;
     }
     tus_head_begin(c, &h, 200);
-    http_head_add(&h, "Upload-Offset", "%llu", (unsigned long long)
-                  (v.state == SHM_DONE ? v.size : v.prefix));
+    /* A final upload has an offset only once it is assembled (tus 1.0.0,
+     * concatenation): before that it would mean nothing to resume from. */
+    if (hd->concat != MANIFEST_CONCAT_FINAL || v.state == SHM_DONE
+        || v.prefix == v.size)
+        http_head_add(&h, "Upload-Offset", "%llu", (unsigned long long)
+                      (v.state == SHM_DONE ? v.size : v.prefix));
+    add_concat(c, &h, hd);
     if (v.size == SHM_SIZE_UNKNOWN)
         http_head_add(&h, "Upload-Defer-Length", "1");
     else
@@ -97,6 +125,8 @@ tus_finished(struct sess *s, int rc, void *arg)
     if (rc != 0 && rc != 200 && rc != 201) {
         tus_fail(t, rc, false, "%s", rc == 409
              ? "a different file exists at this path"
+             : rc == 460 ? "the file's SHA-256 is not the one announced "
+                           "(X-Content-SHA256, Digest or Repr-Digest)"
              : rc == 507 ? "not enough free space"
              : "cannot store the upload");
         return;

@@ -106,3 +106,76 @@ tus_id_valid(const char *id)
     size_t n = strspn(id, "0123456789abcdef");
     return n == TUS_ID_LEN && id[n] == '\0';
 }
+
+/* One URL of a final's list, [start, end): the id it names, or -1. */
+static int
+concat_url(const char *u, size_t len, const char *prefix,
+           char id[TUS_ID_LEN + 1])
+{
+    const char *end = u + len, *p = u;
+    const char *scheme = memmem(u, len, "://", 3);
+    size_t plen = strlen(prefix), rlen = strlen(TUS_RESOURCE);
+
+    if (scheme != NULL) {                 /* absolute: skip scheme and host */
+        p = memchr(scheme + 3, '/', (size_t)(end - scheme - 3));
+        if (p == NULL)
+            return -1;
+    }
+    if ((size_t)(end - p) != plen + rlen + TUS_ID_LEN
+        || memcmp(p, prefix, plen) != 0
+        || memcmp(p + plen, TUS_RESOURCE, rlen) != 0)
+        return -1;
+    memcpy(id, p + plen + rlen, TUS_ID_LEN);
+    id[TUS_ID_LEN] = '\0';
+    return tus_id_valid(id) ? 0 : -1;
+}
+
+int
+tus_concat_parse(const char *v, const char *prefix, enum tus_concat *kind,
+                 char ids[][TUS_ID_LEN + 1], size_t max, size_t *n,
+                 const char **why)
+{
+    *n = 0;
+    if (strlen(v) > TUS_CONCAT_MAX) {
+        *why = "Upload-Concat too long";
+        return 400;
+    }
+    if (strcmp(v, "partial") == 0) {
+        *kind = TUS_CONCAT_PARTIAL;
+        return 0;
+    }
+    if (strncmp(v, "final;", 6) != 0) {
+        *why = "Upload-Concat must be \"partial\" or \"final;<upload URL> "
+               "...\"";
+        return 400;
+    }
+    *kind = TUS_CONCAT_FINAL;
+    for (const char *p = v + 6; *p != '\0';) {
+        size_t len = strcspn(p, " ");
+        if (len == 0) {
+            p++;                          /* runs of spaces */
+            continue;
+        }
+        if (*n == max) {
+            *why = "Upload-Concat: too many partial uploads (at most 16)";
+            return 400;
+        }
+        if (concat_url(p, len, prefix, ids[*n]) < 0) {
+            *why = "Upload-Concat: a partial upload URL is not an upload "
+                   "resource of this server";
+            return 400;
+        }
+        for (size_t i = 0; i < *n; i++)
+            if (strcmp(ids[i], ids[*n]) == 0) {
+                *why = "Upload-Concat names a partial upload twice";
+                return 400;
+            }
+        (*n)++;
+        p += len;
+    }
+    if (*n == 0) {
+        *why = "Upload-Concat: final names no partial upload";
+        return 400;
+    }
+    return 0;
+}

@@ -39,6 +39,12 @@ struct tus {
     bool             counted;       /* in the uploads gauge */
     bool             expect_continue;
     char             id[TUS_ID_LEN + 1];
+    enum tus_concat  concat;        /* Upload-Concat of a creation */
+    size_t           nparts;        /* a final's partials, in order */
+    char             parts[TUS_PARTS_MAX][TUS_ID_LEN + 1];
+    bool             has_sha;       /* a final's X-Content-SHA256 & co */
+    uint8_t          sha[32];
+    int              fail_status;   /* a final being dropped: the answer */
     uint64_t         offset;        /* where the body goes */
     int64_t          body_len;      /* Content-Length, -1 chunked */
     uint64_t         length;        /* Upload-Length, or SIZE_UNKNOWN */
@@ -80,6 +86,11 @@ bool tus_expired(const struct tus *t, const struct shm_view *v);
 bool tus_usable(struct tus *t, int rc, bool body_unread, struct shm_view *v);
 
 /* tus_create.c: POST */
+int  tus_create_target(struct tus *t, struct conn *c, struct http_request *req,
+                       const char **why);
+int  tus_check_auth(struct tus *t, const char *query, int64_t size,
+                    const char **why);
+bool tus_file_exists(struct tus *t);
 int  tus_create_parse(struct tus *t, struct conn *c, struct http_request *req,
                       const char **why);
 int  tus_create_begin(struct tus *t, struct conn *c);
@@ -87,6 +98,9 @@ int  tus_create_begin(struct tus *t, struct conn *c);
 int  tus_patch_parse(struct tus *t, struct http_request *req,
                      const char **why);
 int  tus_patch_begin(struct tus *t, struct conn *c);
+/* tus_concat.c: POST with Upload-Concat: final;... (partials are created
+ * by tus_create.c and never published) */
+int  tus_final_begin(struct tus *t, struct conn *c, struct http_request *req);
 /* tus_finish.c: answers after the body, HEAD, DELETE */
 void tus_finished(struct sess *s, int rc, void *arg);
 void tus_status_opened(struct sess *s, int rc, void *arg);

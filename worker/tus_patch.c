@@ -82,6 +82,11 @@ opened(struct sess *s, int rc, void *arg)
     (void)s;
     if (!tus_still_wanted(t) || !tus_usable(t, rc, true, &v))
         return;
+    if (sess_header(t->sess)->concat == MANIFEST_CONCAT_FINAL) {
+        tus_fail(t, 403, true, "a final upload (Upload-Concat: final) is "
+                 "assembled from its partial uploads and takes no PATCH");
+        return;
+    }
     uint64_t offset = v.state == SHM_DONE ? v.size : v.prefix;
     if (v.state != SHM_DONE && v.state != SHM_ACTIVE) {
         tus_fail(t, 409, true, "upload is busy (being created or completed); "

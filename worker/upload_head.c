@@ -19,6 +19,7 @@
 #include "lib/auth/auth.h"
 #include "lib/conf/conf.h"
 #include "lib/http/chunk.h"
+#include "lib/http/contentdigest.h"
 #include "lib/http/response.h"
 #include "lib/store/manifest.h"
 #include "lib/store/path.h"
@@ -95,7 +96,7 @@ upload_parse_common(struct conn *c, struct http_request *req, struct upload *up,
      * requested with content-type="": never replaced by a default. */
     snprintf(up->content_type, sizeof(up->content_type), "%s", ct ? ct : "");
     up->has_ctype = ct != NULL;
-    int d = upload_parse_digest(req, up->sha);
+    int d = http_content_sha256(req, up->sha);
     if (d < 0) {
         *why = "X-Content-SHA256 must be 64 hex digits; Digest/Repr-Digest "
                "sha-256 must be base64 of 32 bytes";

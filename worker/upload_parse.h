@@ -13,9 +13,6 @@ struct http_request;
 
 /* X-Upload-Session-ID: 1-128 of A-Z a-z 0-9 - _ . */
 bool upload_session_id_valid(const char *id);
-/* X-Content-SHA256: <hex>, Digest: SHA-256=<base64> (RFC 3230) or
- * Repr-Digest: sha-256=:<base64>: (RFC 9530). 0 none, 1 found, -1 bad. */
-int  upload_parse_digest(struct http_request *req, uint8_t out[32]);
 /* A decimal header: 0 absent (*v_r = -1), 1 read, -1 malformed. */
 int  upload_header_number(struct http_request *req, const char *name,
                           int64_t *v_r);

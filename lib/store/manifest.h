@@ -25,6 +25,7 @@
 #define MANIFEST_CTYPE_MAX    255
 #define MANIFEST_META_MAX     4096      /* tus Upload-Metadata, verbatim */
 #define MANIFEST_REASON_MAX   255
+#define MANIFEST_PARTS_MAX    1024      /* tus final: its partials' ids */
 #define MANIFEST_RECORDS_MAX  65536     /* appends beyond fail with E2BIG */
 #define MANIFEST_SIZE_UNKNOWN UINT64_MAX
 
@@ -36,6 +37,13 @@ enum manifest_proto {
 };
 #define MANIFEST_PROTO_LAST MANIFEST_PROTO_IETF
 
+/* tus concatenation: what a session is in it (HEADER, byte 3). */
+enum manifest_concat {
+    MANIFEST_CONCAT_NONE    = 0,
+    MANIFEST_CONCAT_PARTIAL = 1,        /* never published; a final uses it */
+    MANIFEST_CONCAT_FINAL   = 2         /* assembled from `parts` */
+};
+
 enum manifest_type {
     MANIFEST_HEADER = 1, MANIFEST_CHUNK, MANIFEST_SIZE, MANIFEST_COMPLETE,
     MANIFEST_ABORT
@@ -44,6 +52,7 @@ enum manifest_type {
 struct manifest_header {
     uint8_t  proto;                     /* enum manifest_proto */
     uint8_t  mac_variant;               /* caller's code for the URL's MAC */
+    uint8_t  concat;                    /* enum manifest_concat */
     uint64_t size;                      /* total, or MANIFEST_SIZE_UNKNOWN */
     uint64_t chunk_size;                /* nominal chunk size, 0 if none */
     uint64_t mac_size;                  /* size the MAC binds, or UNKNOWN */
@@ -53,6 +62,8 @@ struct manifest_header {
     char     path[MANIFEST_PATH_MAX + 1];      /* signed relative path */
     char     ctype[MANIFEST_CTYPE_MAX + 1];    /* MAC-bound type, "" if none */
     char     meta[MANIFEST_META_MAX + 1];
+    char     parts[MANIFEST_PARTS_MAX + 1];    /* final: space-separated
+                                                  partial ids, in order */
 };
 
 struct manifest_chunk {

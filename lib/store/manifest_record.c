@@ -180,7 +180,7 @@ enc_header(struct enc *e, const struct manifest_header *h)
 {
     enc_u8(e, h->proto);
     enc_u8(e, h->mac_variant);
-    enc_u8(e, 0);
+    enc_u8(e, h->concat);
     enc_u8(e, 0);
     enc_u64(e, h->size);
     enc_u64(e, h->chunk_size);
@@ -192,6 +192,9 @@ enc_header(struct enc *e, const struct manifest_header *h)
     enc_str(e, h->path, MANIFEST_PATH_MAX);
     enc_str(e, h->ctype, MANIFEST_CTYPE_MAX);
     enc_str(e, h->meta, MANIFEST_META_MAX);
+    /* Only a final has parts: every older HEADER reads as before. */
+    if (h->concat == MANIFEST_CONCAT_FINAL)
+        enc_str(e, h->parts, MANIFEST_PARTS_MAX);
 }
 
 
@@ -200,7 +203,8 @@ dec_header(struct dec *d, struct manifest_header *h)
 {
     h->proto = dec_u8(d);
     h->mac_variant = dec_u8(d);
-    if (dec_u8(d) != 0 || dec_u8(d) != 0)
+    h->concat = dec_u8(d);
+    if (h->concat > MANIFEST_CONCAT_FINAL || dec_u8(d) != 0)
         d->bad = 1;
     h->size = dec_u64(d);
     h->chunk_size = dec_u64(d);
@@ -212,6 +216,8 @@ dec_header(struct dec *d, struct manifest_header *h)
     dec_str(d, h->path, MANIFEST_PATH_MAX);
     dec_str(d, h->ctype, MANIFEST_CTYPE_MAX);
     dec_str(d, h->meta, MANIFEST_META_MAX);
+    if (h->concat == MANIFEST_CONCAT_FINAL)
+        dec_str(d, h->parts, MANIFEST_PARTS_MAX);
     if (h->proto < MANIFEST_PROTO_CHUNKED || h->proto > MANIFEST_PROTO_LAST)
         d->bad = 1;
 }

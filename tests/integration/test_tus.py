@@ -91,7 +91,7 @@ def test_options_discovery():
             ext = set(r.header("Tus-Extension").split(","))
             assert {"creation", "creation-with-upload", "expiration",
                     "checksum", "termination",
-                    "creation-defer-length"} <= ext, r
+                    "creation-defer-length", "concatenation"} <= ext, r
             assert r.header("Tus-Max-Size") == str(50 * MiB), r
             algos = set(r.header("Tus-Checksum-Algorithm").split(","))
             assert {"sha1", "sha256", "md5"} <= algos, r
@@ -325,40 +325,26 @@ def test_metadata_rules():
             assert h.status == 200 and h.header("Upload-Metadata") == meta, h
 
 
-def test_concatenation_refused_501():
-    """Upload-Concat (the concatenation extension, not advertised) on any
-    tus request: 501 naming it, nothing created, written or published."""
+def test_upload_concat_on_resource_requests_ignored():
+    """Only a creation says what an upload is in a concatenation
+    (test_tus_concat.py); tus-js-client sends a partial's Upload-Concat on
+    its HEAD, PATCH and DELETE too, where it changes nothing."""
     with Daemon() as d:
-        exp = int(time.time()) + 600
-        path = "u-tusc/whole.bin"
-        v3 = d.target(path, "v3=%s&expires=%d" % (sign_v3(path, exp), exp))
-        data = hfs.det_bytes(1000, seed=21)
-        # A partial upload would otherwise be published as the whole file.
-        for concat, hs, body in [
-                ("partial", [("Upload-Length", "1000")], b""),
-                ("partial", [("Upload-Length", "1000"), OCTET], data),
-                ("final;/.tus/%s /.tus/%s" % ("a" * 32, "b" * 32), [], b"")]:
-            r = d.request("POST", v3, [TUS, ("Upload-Concat", concat)] + hs,
-                          body=body)
-            assert_tus_error(r, 501, "Upload-Concat")
-            assert r.header("Connection") == "close", r
-        assert d.get(path).status == 404
-        assert not hfs.regular_files(d.staging), hfs.regular_files(d.staging)
-        # On an existing upload's requests too: nothing is changed.
         loc = create(d, "u-tusc/a", 10).header("Location")
-        for method, hs, body in [
-                ("PATCH", [("Upload-Offset", "0"), OCTET], b"0123456789"),
-                ("HEAD", [], b""),
-                ("DELETE", [], b"")]:
-            r = d.request(method, loc, [TUS, ("Upload-Concat", "partial")]
-                          + hs, body=body, length=bool(body))
-            assert r.status == 501, (method, r)
-        assert offset_of(d, loc) == 0
-        assert d.get("u-tusc/a").status == 404
-        # Discovery does not offer it.
-        r = d.request("OPTIONS", "/")
-        assert "concatenation" not in r.header("Tus-Extension"), r
-
+        uc = ("Upload-Concat", "partial")
+        r = d.request("PATCH", loc, [TUS, uc, ("Upload-Offset", "0"), OCTET],
+                      body=b"01234", length=True)
+        assert r.status == 204 and r.header("Upload-Offset") == "5", r
+        r = head(d, loc, [TUS, uc])
+        assert r.status == 200 and r.header("Upload-Concat") is None, r
+        r = d.request("PATCH", loc, [TUS, ("Upload-Concat", "final;x"),
+                                     ("Upload-Offset", "5"), OCTET],
+                      body=b"56789", length=True)
+        assert r.status == 204, r
+        assert d.get("u-tusc/a").body == b"0123456789"
+        loc = create(d, "u-tusc/b", 10).header("Location")
+        assert d.request("DELETE", loc, [TUS, uc]).status == 204
+        assert head(d, loc).status == 404
 
 def test_terminate_and_unknown():
     with Daemon() as d:
@@ -656,35 +642,6 @@ def test_tus_js_client_uploads():
             if up.get("chunkSize") == MiB:
                 assert len(patches) == 20, r["requests"]
         assert d.metrics().get("hfs_uploads_in_progress") == 0
-
-
-@hfs.timeout(90)
-def test_tus_js_client_parallel_uploads_fail():
-    """tus-js-client's parallelUploads splits a file into partial uploads
-    and concatenates them: the daemon does not implement that, so the
-    client must end with an error, not with a fragment at the file's URL.
-    A v3 URL binds no size, so the partial creations pass the signature
-    check and reach the concatenation rule."""
-    node = _node_client()
-    with Daemon() as d:
-        size = 4 * MiB
-        src, _ = d.make_file(size)
-        path = "u-js-parallel/whole.bin"
-        exp = int(time.time()) + 600
-        q = "v3=%s&expires=%d" % (sign_v3(path, exp), exp)
-        up = {"endpoint": d.url(path, q), "file": src, "source": "buffer",
-              "parallelUploads": 4, "retryDelays": [0],
-              "metadata": {"filename": "whole.bin"}}
-        r = _run_client(node, d, {"mode": "upload", "uploads": [up]})[0]
-        assert not r["ok"], r
-        assert "501" in r["error"], r
-        # Requests still in flight when one part failed are cut (None).
-        answered = [q[2] for q in r["requests"] if q[2] is not None]
-        assert answered and set(answered) == {501}, r["requests"]
-        assert "PATCH" not in [q[0] for q in r["requests"]], r["requests"]
-        assert d.get(path).status == 404
-        assert hfs.regular_files(d.storage) == [], \
-            hfs.regular_files(d.storage)
 
 
 @hfs.timeout(90)

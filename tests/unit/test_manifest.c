@@ -851,7 +851,35 @@ static CU_TestInfo ranges_tests[] = {
     CU_TEST_INFO_NULL
 };
 
+/* tus concatenation in the HEADER: a partial's flag, a final's list of
+ * partials, round trip (the longest list too). */
+static void
+t_concat_header(void)
+{
+    struct manifest_state *st = calloc(1, sizeof(*st));
+    struct manifest_header h;
+    struct manifest       *m;
+    uint8_t                k[MANIFEST_KEY_LEN];
+
+    for (int kind = MANIFEST_CONCAT_NONE; kind <= MANIFEST_CONCAT_FINAL;
+         kind++) {
+        header(&h, MANIFEST_PROTO_TUS, 1000 + (uint64_t)kind);
+        h.concat = (uint8_t)kind;
+        if (kind == MANIFEST_CONCAT_FINAL)
+            memset(h.parts, 'a', MANIFEST_PARTS_MAX);    /* the longest */
+        key(&h, k);
+        CU_ASSERT_FATAL(manifest_create(sfd, k, &h, &m, err,
+                                        sizeof(err)) == 0);
+        CU_ASSERT_EQUAL(manifest_load(m, 0, st, err, sizeof(err)), 0);
+        CU_ASSERT(memcmp(&st->header, &h, sizeof(h)) == 0);
+        manifest_close(m);
+        CU_ASSERT_EQUAL(manifest_remove(sfd, k, err, sizeof(err)), 0);
+    }
+    free(st);
+}
+
 static CU_TestInfo manifest_tests[] = {
+    { "tus concatenation in the HEADER", t_concat_header },
     { "round trip of every record type", t_roundtrip },
     { "torn tail cut at every byte", t_torn_tail },
     { "bit flip in the last record", t_bitflip_last },

@@ -101,12 +101,68 @@ test_id(void)
     CU_ASSERT_FALSE(tus_id_valid(""));
 }
 
+#define ID_A "0123456789abcdef0123456789abcdef"
+#define ID_B "fedcba9876543210fedcba9876543210"
+
+static void
+test_concat(void)
+{
+    char ids[TUS_PARTS_MAX][TUS_ID_LEN + 1];
+    enum tus_concat kind = TUS_CONCAT_NONE;
+    const char *why = NULL;
+    size_t n = 9;
+
+    CU_ASSERT_EQUAL(tus_concat_parse("partial", "/", &kind, ids, 16, &n,
+                                     &why), 0);
+    CU_ASSERT_EQUAL(kind, TUS_CONCAT_PARTIAL);
+    CU_ASSERT_EQUAL(n, 0);
+    /* Relative and absolute URLs (tus-js-client resolves Location). */
+    CU_ASSERT_EQUAL(tus_concat_parse("final;/.tus/" ID_A
+                                     " http://h.example:8080/.tus/" ID_B,
+                                     "/", &kind, ids, 16, &n, &why), 0);
+    CU_ASSERT_EQUAL(kind, TUS_CONCAT_FINAL);
+    CU_ASSERT_EQUAL(n, 2);
+    CU_ASSERT_STRING_EQUAL(ids[0], ID_A);
+    CU_ASSERT_STRING_EQUAL(ids[1], ID_B);
+    CU_ASSERT_EQUAL(tus_concat_parse("final;/up/.tus/" ID_B "  /up/.tus/"
+                                     ID_A, "/up/", &kind, ids, 16, &n,
+                                     &why), 0);
+    CU_ASSERT_EQUAL(n, 2);
+    CU_ASSERT_STRING_EQUAL(ids[0], ID_B);
+    const char *bad[] = {
+        "", "Partial", "partial;", "final", "final;", "final; ",
+        "final;/.tus/" ID_A " /.tus/" ID_A,               /* twice */
+        "final;/.tus/" ID_A "/", "final;/.tus/" ID_A "?x=1",
+        "final;/.tus/0123456789ABCDEF0123456789abcdef",
+        "final;/.tus/" ID_A "0", "final;/up/.tus/" ID_A,   /* prefix */
+        "final;http://h.example", "final;http:///.tus",
+        "final;/files/" ID_A, "final;.tus/" ID_A,
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        why = NULL;
+        CU_ASSERT_EQUAL(tus_concat_parse(bad[i], "/", &kind, ids, 16, &n,
+                                         &why), 400);
+        CU_ASSERT_PTR_NOT_NULL(why);
+    }
+    /* At most `max` partials. */
+    char many[1024] = "final;";
+    for (int i = 0; i < 3; i++) {
+        strcat(many, " /.tus/" ID_A);
+        many[strlen(many) - 1] = (char)('0' + i);
+    }
+    CU_ASSERT_EQUAL(tus_concat_parse(many, "/", &kind, ids, 3, &n, &why), 0);
+    CU_ASSERT_EQUAL(n, 3);
+    CU_ASSERT_EQUAL(tus_concat_parse(many, "/", &kind, ids, 2, &n, &why),
+                    400);
+}
+
 static CU_TestInfo tests[] = {
     {"u64", test_u64},
     {"b64", test_b64},
     {"metadata", test_metadata},
     {"checksum", test_checksum},
     {"id", test_id},
+    {"concat", test_concat},
     CU_TEST_INFO_NULL,
 };
 UNIT_SUITE("tus_parse", NULL, NULL, tests);

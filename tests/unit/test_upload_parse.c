@@ -4,6 +4,7 @@
 #include "tests/unit/unit.h"
 #include "lib/conf/conf.h"
 #include "lib/http/request.h"
+#include "lib/http/contentdigest.h"
 #include "worker/upload_parse.h"
 
 #include <stdint.h>
@@ -68,7 +69,7 @@ digest_of(const char *name, const char *value, uint8_t out[32])
     if (name)
         hdr(name, value);
     memset(out, 0xee, 32);
-    return upload_parse_digest(&req, out);
+    return http_content_sha256(&req, out);
 }
 
 static void
@@ -107,7 +108,7 @@ test_digest(void)
     reset();
     hdr("Digest", "SHA-256=AAAA");
     hdr("X-Content-SHA256", HEX_0_31);
-    CU_ASSERT_EQUAL(upload_parse_digest(&req, out), 1);
+    CU_ASSERT_EQUAL(http_content_sha256(&req, out), 1);
     expect_0_31(out);
 }
 

@@ -5,11 +5,12 @@
 //
 // JOB: {"mode": "upload", "uploads": [UPLOAD, ...]}   uploads one by one
 //      {"mode": "abort",  "upload": UPLOAD, "abortAfter": BYTES}
-//      {"mode": "resume", "upload": UPLOAD}
+//      {"mode": "resume", "upload": UPLOAD, "latest": bool}
 // UPLOAD: {"endpoint": URL, "file": PATH, "source": "stream"|"buffer",
 //          "chunkSize": N|null, "metadata": {...}, "storage": PATH|null,
 //          "uploadDataDuringCreation": bool, "uploadLengthDeferred": bool,
 //          "bytesPerSecond": N|null, "parallelUploads": N|null,
+//          "metadataForPartialUploads": {...}|null,
 //          "retryDelays": [MS, ...]|null,
 //          "protocol": "tus-v1"|"ietf-draft-03"|"ietf-draft-05"|null}
 // "abort" stops the upload (upload.abort(), no termination) once more than
@@ -82,6 +83,9 @@ function options(u, log, extra) {
   }
   if (u.chunkSize) o.chunkSize = u.chunkSize
   if (u.parallelUploads) o.parallelUploads = u.parallelUploads
+  if (u.metadataForPartialUploads) {
+    o.metadataForPartialUploads = u.metadataForPartialUploads
+  }
   if (u.retryDelays) o.retryDelays = u.retryDelays
   if (u.protocol) o.protocol = u.protocol
   if (u.bytesPerSecond) o.httpStack = new SlowStack(u.bytesPerSecond)
@@ -127,8 +131,12 @@ async function main() {
   } else if (job.mode === 'resume') {
     out.push(await run(job.upload, () => ({}), async (upload) => {
       const prev = await upload.findPreviousUploads()
-      if (prev.length !== 1) throw new Error(`found ${prev.length} uploads`)
-      upload.resumeFromPreviousUpload(prev[0])
+      // A parallel upload that retried after errors may have stored itself
+      // more than once ("latest": take the newest, as an app would).
+      if (prev.length < 1 || (prev.length > 1 && !job.latest)) {
+        throw new Error(`found ${prev.length} uploads`)
+      }
+      upload.resumeFromPreviousUpload(prev[prev.length - 1])
     }))
   } else {
     throw new Error(`unknown mode ${job.mode}`)
