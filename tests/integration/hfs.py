@@ -16,6 +16,7 @@ the log file, the process tree).
 import atexit
 import hashlib
 import hmac
+import http.server
 import itertools
 import os
 import random
@@ -26,6 +27,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.parse
 
@@ -506,6 +508,31 @@ def parse_metrics(text):
 
 
 # ---------------------------------------------------------------- npm
+
+class _QuietFiles(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+class StaticServer:
+    """A directory served as any static web server would, on a loopback
+    port of its own: another origin than the daemon's, for browser tests."""
+
+    def __init__(self, root):
+        handler = lambda *a, **kw: _QuietFiles(*a, directory=root, **kw)
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.port = self.srv.server_address[1]
+        self.thread = threading.Thread(target=self.srv.serve_forever,
+                                       daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.srv.shutdown()
+        self.srv.server_close()
+
 
 def node_with(src_dir, node_dir, module):
     """node, after `npm ci` of the package.json and package-lock.json in

@@ -12,13 +12,11 @@ security.cors_origins is refused, which shows the test can see a block."""
 
 import base64
 import hashlib
-import http.server
 import json
 import os
 import re
 import shutil
 import subprocess
-import threading
 import time
 
 import hfs
@@ -39,30 +37,13 @@ def _node():
     return hfs.node_with(DRIVER_DIR, NODE_DIR, "playwright-core")
 
 
-class _Page(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-class PageServer:
+class PageServer(hfs.StaticServer):
     """The page's origin: a static server on another loopback port."""
 
     def __init__(self, root):
         with open(os.path.join(root, "index.html"), "w") as f:
             f.write("<!doctype html><title>upload page</title>\n")
-        handler = lambda *a, **kw: _Page(*a, directory=root, **kw)
-        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.port = self.srv.server_address[1]
-        self.thread = threading.Thread(target=self.srv.serve_forever,
-                                       daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.srv.shutdown()
-        self.srv.server_close()
+        super().__init__(root)
 
 
 def _drive(node, d, pages):

@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
 
 import hfs
@@ -405,29 +404,7 @@ PW_DIR = os.path.join(hfs.REPO, "build", "browser-cors")
 JS_ROOT = os.path.join(hfs.REPO, "client", "js")
 
 
-class _Quiet(__import__("http.server").server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-class StaticServer:
-    """client/js served as any static server would, on its own origin."""
-
-    def __init__(self, root):
-        import http.server
-        handler = lambda *a, **kw: _Quiet(*a, directory=root, **kw)
-        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.port = self.srv.server_address[1]
-        self.thread = threading.Thread(target=self.srv.serve_forever,
-                                       daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.srv.shutdown()
-        self.srv.server_close()
+StaticServer = hfs.StaticServer   # client/js served as any static server would
 
 
 def _browser(d, runs):

@@ -20,8 +20,7 @@
 // the start and the end of the offline spell), console: [...]}.
 'use strict'
 
-const fs = require('fs')
-const { chromium } = require('playwright-core')
+const { runDriver } = require('../browser/launch.js')
 
 const held = (frac) => `window.hfsState && window.hfsState.total > 0 &&
   window.hfsState.held >= ${frac} * window.hfsState.total`
@@ -89,28 +88,8 @@ async function run(browser, r) {
   return out
 }
 
-async function main() {
-  const job = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'))
-  let browser
-  try {
-    browser = await chromium.launch({
-      executablePath: job.chromium, headless: true,
-      args: ['--no-sandbox', '--no-proxy-server'],
-    })
-  } catch (e) {
-    process.stdout.write(JSON.stringify({ launch_error: String(e) }) + '\n')
-    return
-  }
-  try {
-    const runs = []
-    for (const r of job.runs) runs.push(await run(browser, r))
-    process.stdout.write(JSON.stringify({ runs }) + '\n')
-  } finally {
-    await browser.close()
-  }
-}
-
-main().catch((err) => {
-  process.stdout.write(JSON.stringify({ error: String(err && err.stack || err) }) + '\n')
-  process.exit(1)
+runDriver(async (browser, job) => {
+  const runs = []
+  for (const r of job.runs) runs.push(await run(browser, r))
+  return { runs }
 })

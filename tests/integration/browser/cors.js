@@ -17,8 +17,7 @@
 // text, error} — error is the TypeError fetch() gives when CORS blocks.
 'use strict'
 
-const fs = require('fs')
-const { chromium } = require('playwright-core')
+const { runDriver } = require('./launch.js')
 
 // Runs inside the page: the origin is the page's, not the daemon's.
 async function runSteps({ base, steps }) {
@@ -49,33 +48,13 @@ async function runSteps({ base, steps }) {
   return out
 }
 
-async function main() {
-  const job = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'))
-  let browser
-  try {
-    browser = await chromium.launch({
-      executablePath: job.chromium, headless: true,
-      args: ['--no-sandbox', '--no-proxy-server'],
-    })
-  } catch (e) {
-    process.stdout.write(JSON.stringify({ launch_error: String(e) }) + '\n')
-    return
+runDriver(async (browser, job) => {
+  const pages = []
+  for (const p of job.pages) {
+    const page = await browser.newPage()
+    await page.goto(p.url)
+    pages.push(await page.evaluate(runSteps, p))
+    await page.close()
   }
-  try {
-    const pages = []
-    for (const p of job.pages) {
-      const page = await browser.newPage()
-      await page.goto(p.url)
-      pages.push(await page.evaluate(runSteps, p))
-      await page.close()
-    }
-    process.stdout.write(JSON.stringify({ pages }) + '\n')
-  } finally {
-    await browser.close()
-  }
-}
-
-main().catch((err) => {
-  process.stdout.write(JSON.stringify({ error: String(err) }) + '\n')
-  process.exit(1)
+  return { pages }
 })
