@@ -69,6 +69,7 @@ start_failed(struct master *m, const char *what, const char *err)
     bool to_stderr = strcmp(m->conf.log_target, "stderr") == 0;
 
     log_error("%s%s", what, err);
+    master_remove_pidfile(m);
     if (m->ready_fd >= 0) {
         dprintf(m->ready_fd, "1%s%s", to_stderr ? "" : what,
                 to_stderr ? "" : err);
@@ -135,8 +136,7 @@ start(struct master *m)
                  strchr(m->conf.listen[i].addr, ':') ? "]" : "",
                  m->conf.listen[i].port);
     int rc = master_run(m);
-    if (m->conf.pidfile[0])
-        unlink(m->conf.pidfile);
+    master_remove_pidfile(m);
     shm_table_unlink(m->conf.shm_name);
     return rc;
 }

@@ -49,6 +49,7 @@ struct master {
     int           netmon_backoff_ms;
     int           alive_pipe[2];  /* workers see EOF on [0] if we die */
     int           ready_fd;       /* to the starting process; -1: none */
+    bool          pidfile_written; /* ours to remove when we end */
     unsigned      generation;
     int           nworkers;
     struct child  children[MASTER_MAX_CHILDREN];
@@ -64,7 +65,9 @@ int  master_check(const struct master *m, char *err, size_t errlen);
 int  master_open_storage(struct master *m, char *err, size_t errlen);
 void master_reopen_storage(struct master *m);
 int  master_daemonize(struct master *m, char *err, size_t errlen);
-int  master_write_pidfile(const struct master *m, char *err, size_t errlen);
+int  master_write_pidfile(struct master *m, char *err, size_t errlen);
+/* Removes the pidfile if this master wrote it (at exit, or a failed start). */
+void master_remove_pidfile(struct master *m);
 int  master_drop_privileges(const struct master *m, char *err, size_t errlen);
 int  master_tls_context(const struct conf *c, void **ctx_r, char *err,
                         size_t errlen);

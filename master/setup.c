@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -313,12 +314,38 @@ master_reopen_storage(struct master *m)
     reopen_dir("storage.staging", m->conf.staging_dir, m->staging_fd);
 }
 
+/* A start that failed after writing the pidfile: the daemon removes it if
+ * it still may, but it has dropped privileges by then and the shipped path
+ * is in root's /run. The starting process still has the privileges it was
+ * started with: once the pid in the file is gone (the failing daemon exits
+ * right after reporting), the file names no daemon and goes. A live pid is
+ * left alone: the file is not ours to judge then. */
+static void
+remove_dead_pidfile(const char *pidfile)
+{
+    FILE *f = pidfile[0] ? fopen(pidfile, "r") : NULL;
+    int   pid = 0;
+
+    if (f == NULL)
+        return;
+    if (fscanf(f, "%d", &pid) != 1)
+        pid = 0;
+    fclose(f);
+    for (int i = 0; pid > 0 && i < 200; i++) {   /* at most 2 s */
+        if (kill(pid, 0) < 0 && errno == ESRCH) {
+            unlink(pidfile);
+            return;
+        }
+        usleep(10000);
+    }
+}
+
 /* The starting process waits until the daemon is serving or has failed, so
  * its exit status and standard error say how start-up went (systemd's
  * Type=forking, init scripts, an operator at a terminal): "0", or "1" and
  * the reason; EOF alone means the daemon died without a word. */
 static void __attribute__((noreturn))
-wait_ready(int fd)
+wait_ready(int fd, const char *pidfile)
 {
     char    buf[1100];
     size_t  n = 0;
@@ -331,6 +358,7 @@ wait_ready(int fd)
     buf[n] = '\0';
     if (n > 0 && buf[0] == '0')
         _exit(0);
+    remove_dead_pidfile(pidfile);
     if (n > 1)
         fprintf(stderr, "hmac-file-server: %s\n", buf + 1);
     else if (n == 0)
@@ -354,7 +382,7 @@ master_daemonize(struct master *m, char *err, size_t errlen)
     }
     if (pid > 0) {
         close(ready[1]);
-        wait_ready(ready[0]);
+        wait_ready(ready[0], m->conf.pidfile);
     }
     close(ready[0]);
     m->ready_fd = ready[1];
@@ -383,7 +411,7 @@ master_daemonize(struct master *m, char *err, size_t errlen)
 }
 
 int
-master_write_pidfile(const struct master *m, char *err, size_t errlen)
+master_write_pidfile(struct master *m, char *err, size_t errlen)
 {
     if (m->conf.pidfile[0] == '\0')
         return 0;
@@ -394,9 +422,19 @@ master_write_pidfile(const struct master *m, char *err, size_t errlen)
         || rename(tmp, m->conf.pidfile) < 0) {
         snprintf(err, errlen, "pidfile %s: %s", m->conf.pidfile,
                  strerror(errno));
+        unlink(tmp);
         return -1;
     }
+    m->pidfile_written = true;
     return 0;
+}
+
+void
+master_remove_pidfile(struct master *m)
+{
+    if (m->pidfile_written)
+        unlink(m->conf.pidfile);
+    m->pidfile_written = false;
 }
 
 int

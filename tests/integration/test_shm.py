@@ -136,8 +136,13 @@ def test_second_daemon_on_same_shm_name_refused():
         assert _patch(d, loc, 0, b"a" * 10).status == 204
         seg = "/dev/shm" + d.shm_name
         before = os.stat(seg)
-        other = Daemon(start=False, **{"uploads.shm_name": d.shm_name})
+        # Its pidfile (relative: in its temp dir, where it is started)
+        # is written before the refusal and must not outlive it: an init
+        # script would take the pid in it for a running daemon.
+        other = Daemon(start=False, **{"uploads.shm_name": d.shm_name,
+                                       "server.pidfile": "other.pid"})
         other.shm_name = "/hfs-not-ours-%d" % os.getpid()  # its cleanup
+        pidfile = os.path.join(other.tmp, "other.pid")
         try:
             # As an operator starts it: daemonizing, the starting process
             # reports the failure.
@@ -151,6 +156,7 @@ def test_second_daemon_on_same_shm_name_refused():
             assert "master pid %d" % d.pid in err, err
             assert d.shm_name in err, err
             assert time.monotonic() - t0 < 5, "refusal took too long"
+            assert not os.path.exists(pidfile), "pidfile left by a failed start"
         finally:
             other.cleanup()
         after = os.stat(seg)
