@@ -16,6 +16,7 @@ pkgs=(
   logrotate
   libfuse3-dev fuse3
   chromium
+  glusterfs-server glusterfs-client haproxy
 )
 
 missing=()
@@ -32,6 +33,6 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq >/dev/null
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts packaged daemons on install; the tests run their own instances.
-for svc in prosody nginx ejabberd; do
+for svc in prosody nginx ejabberd haproxy glusterd; do
   $SUDO service "$svc" stop >/dev/null 2>&1 || true
 done
