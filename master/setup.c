@@ -294,7 +294,7 @@ static void
 reopen_dir(const char *key, const char *path, int fd)
 {
     char err[256];
-    int  rc = store_dir_refresh(path, fd, err, sizeof(err));
+    int  rc = store_dir_refresh(path, fd, NULL, err, sizeof(err));
 
     if (rc < 0)
         log_error("%s %s %s", key, path, err);

@@ -15,11 +15,13 @@
 #include "lib/util/log.h"
 #include "worker/conn.h"
 
+/* st_r: the held directory's stat, for the same-filesystem check. */
 static int
-check_dir(const char *key, const char *path, int fd, char *why, size_t len)
+check_dir(const char *key, const char *path, int fd, struct stat *st_r,
+          char *why, size_t len)
 {
     char err[160];
-    int  rc = store_dir_refresh(path, fd, err, sizeof(err));
+    int  rc = store_dir_refresh(path, fd, st_r, err, sizeof(err));
 
     if (rc < 0) {
         snprintf(why, len, "%s %s", key, err);
@@ -42,13 +44,13 @@ check(struct worker *w, char *why, size_t len)
     const struct conf *cf = w->conf;
     struct stat        a, b;
 
-    if (check_dir("storage.dir", cf->storage_dir, w->root_fd, why, len) < 0
-        || check_dir("storage.staging", cf->staging_dir, w->staging_fd, why,
-                     len) < 0)
+    if (check_dir("storage.dir", cf->storage_dir, w->root_fd, &a, why,
+                  len) < 0
+        || check_dir("storage.staging", cf->staging_dir, w->staging_fd, &b,
+                     why, len) < 0)
         return -1;
     /* Publication is a link(2) from one into the other. */
-    if (fstat(w->root_fd, &a) < 0 || fstat(w->staging_fd, &b) < 0
-        || a.st_dev != b.st_dev) {
+    if (a.st_dev != b.st_dev) {
         snprintf(why, len, "storage.staging is not on the filesystem of "
                  "storage.dir");
         return -1;
@@ -75,8 +77,10 @@ storage_gate(struct conn *c, const struct http_request *req)
 {
     char why[256];
 
-    /* Two stats and two access checks: cheap next to any upload, and
-     * done on every one, so a re-created root is used at once. */
+    /* Per root a stat of the path, an fstat of the held directory (also
+     * what the same-filesystem check compares) and an access check: six
+     * syscalls, cheap next to any upload, and done on every one, so a
+     * re-created root is used at once. */
     if (req->method != HTTP_PUT && req->method != HTTP_POST
         && req->method != HTTP_PATCH)
         return 0;

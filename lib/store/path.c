@@ -341,7 +341,8 @@ store_open_file(int root_fd, const char *rel, int *fd_r, struct stat *st_r,
 }
 
 int
-store_dir_refresh(const char *path, int fd, char *err, size_t errlen)
+store_dir_refresh(const char *path, int fd, struct stat *st_r, char *err,
+                  size_t errlen)
 {
     struct stat ps, fs;
     int         nfd, e;
@@ -360,8 +361,11 @@ store_dir_refresh(const char *path, int fd, char *err, size_t errlen)
     /* While we hold the old directory its inode cannot be freed, so an
      * equal (st_dev, st_ino) really is the same directory. */
     if (fstat(fd, &fs) == 0 && fs.st_nlink > 0 && fs.st_dev == ps.st_dev
-        && fs.st_ino == ps.st_ino)
+        && fs.st_ino == ps.st_ino) {
+        if (st_r)
+            *st_r = fs;
         return 0;
+    }
     nfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (nfd < 0) {
         e = errno;
@@ -372,7 +376,7 @@ store_dir_refresh(const char *path, int fd, char *err, size_t errlen)
     /* dup3, not close and open: other threads may be using the number
      * right now, and it must name a directory throughout, never a closed
      * (or reused) descriptor. */
-    if (dup3(nfd, fd, O_CLOEXEC) < 0) {
+    if (dup3(nfd, fd, O_CLOEXEC) < 0 || (st_r && fstat(nfd, st_r) < 0)) {
         e = errno;
         seterr(err, errlen, "dup3: %s", strerror(e));
         close(nfd);

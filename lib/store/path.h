@@ -64,7 +64,9 @@ int store_open_file(int root_fd, const char *rel, int *fd_r,
  * see one directory or the other, never a closed one). Nothing is created.
  * Returns 0 (fd still is path), 1 (re-opened), or -1 with errno and a
  * reason for "<key> <reason>" in err ("is missing", "is not a directory",
- * ...). */
-int store_dir_refresh(const char *path, int fd, char *err, size_t errlen);
+ * ...). Unless st_r is NULL, *st_r is then the fstat of what fd holds
+ * (the stat the check made anyway: callers need not make another). */
+int store_dir_refresh(const char *path, int fd, struct stat *st_r, char *err,
+                      size_t errlen);
 
 #endif

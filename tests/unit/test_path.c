@@ -481,32 +481,38 @@ test_dir_refresh(void)
     tree_init(&t);
     fd = open(t.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     CU_ASSERT_FATAL(fd >= 0);
-    CU_ASSERT_EQUAL(store_dir_refresh(t.root, fd, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL(store_dir_refresh(t.root, fd, NULL, err, sizeof(err)), 0);
     /* Moved away (as good as deleted for the path): not there. */
     snprintf(gone, sizeof(gone), "%s/gone", t.tmp);
     CU_ASSERT_FATAL(rename(t.root, gone) == 0);
-    CU_ASSERT_EQUAL(store_dir_refresh(t.root, fd, err, sizeof(err)), -1);
+    CU_ASSERT_EQUAL(store_dir_refresh(t.root, fd, NULL, err, sizeof(err)), -1);
     CU_ASSERT_EQUAL(errno, ENOENT);
     CU_ASSERT_STRING_EQUAL(err, "is missing");
     /* A file in its place is not a directory. */
     CU_ASSERT_FATAL(rename(gone, t.root) == 0);
-    CU_ASSERT_EQUAL(store_dir_refresh(t.root, fd, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL(store_dir_refresh(t.root, fd, NULL, err, sizeof(err)), 0);
     snprintf(p, sizeof(p), "%s/old", t.tmp);
     CU_ASSERT_FATAL(rename(t.root, p) == 0);
     CU_ASSERT_FATAL(close(open(t.root, O_CREAT | O_WRONLY, 0644)) == 0);
-    CU_ASSERT_EQUAL(store_dir_refresh(t.root, fd, err, sizeof(err)), -1);
+    CU_ASSERT_EQUAL(store_dir_refresh(t.root, fd, NULL, err, sizeof(err)), -1);
     CU_ASSERT_EQUAL(errno, ENOTDIR);
     CU_ASSERT_FATAL(unlink(t.root) == 0);
     /* Re-created: the same fd number now holds the new directory. */
     CU_ASSERT_FATAL(mkdir(t.root, 0755) == 0);
-    CU_ASSERT_EQUAL(store_dir_refresh(t.root, fd, err, sizeof(err)), 1);
+    CU_ASSERT_EQUAL(store_dir_refresh(t.root, fd, NULL, err, sizeof(err)), 1);
     CU_ASSERT(fstat(fd, &a) == 0 && stat(t.root, &b) == 0
               && a.st_ino == b.st_ino && a.st_dev == b.st_dev);
     CU_ASSERT_EQUAL(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
-    CU_ASSERT_EQUAL(store_dir_refresh(t.root, fd, err, sizeof(err)), 0);
+    /* The stat it hands back is the held directory's, re-opened or not. */
+    memset(&a, 0, sizeof(a));
+    CU_ASSERT_EQUAL(store_dir_refresh(t.root, fd, &a, err, sizeof(err)), 0);
+    CU_ASSERT(a.st_ino == b.st_ino && a.st_dev == b.st_dev);
     /* Deleted and re-created in place (rmdir: the held one is unlinked). */
     CU_ASSERT_FATAL(rmdir(t.root) == 0 && mkdir(t.root, 0755) == 0);
-    CU_ASSERT_EQUAL(store_dir_refresh(t.root, fd, err, sizeof(err)), 1);
+    memset(&a, 0, sizeof(a));
+    CU_ASSERT_EQUAL(store_dir_refresh(t.root, fd, &a, err, sizeof(err)), 1);
+    CU_ASSERT(stat(t.root, &b) == 0 && a.st_ino == b.st_ino
+              && a.st_dev == b.st_dev);
     CU_ASSERT(fstat(fd, &a) == 0 && a.st_nlink > 0);
     close(fd);
     tree_fini(&t);
