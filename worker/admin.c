@@ -30,9 +30,9 @@ admin_health(struct conn *c)
     n = (int)strlen(body);
     body[n++] = '\n';
     conn_head_begin(c, &h, status);
-    http_head_add(&h, "Content-Type", "text/plain");
-    http_head_add(&h, "Content-Length", "%d", n);
-    http_head_add(&h, "Cache-Control", "no-store");
+    http_head_put(&h, "Content-Type", "text/plain");
+    http_head_put_u64(&h, "Content-Length", (uint64_t)n);
+    http_head_put(&h, "Cache-Control", "no-store");
     conn_respond_head(c, &h, c->method == HTTP_HEAD ? NULL : body,
                       c->method == HTTP_HEAD ? 0 : (size_t)n);
 }

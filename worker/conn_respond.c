@@ -53,27 +53,30 @@ add_cors(struct conn *c, struct http_head *h)
         return;
     for (size_t i = 0; i < cf->ncors_origins; i++) {
         if (strcmp(cf->cors_origins[i], "*") == 0) {
-            http_head_add(h, "Access-Control-Allow-Origin", "*");
+            http_head_put(h, "Access-Control-Allow-Origin", "*");
             break;
         }
         if (strcasecmp(cf->cors_origins[i], origin) == 0) {
-            http_head_add(h, "Access-Control-Allow-Origin", "%s", origin);
-            http_head_add(h, "Vary", "Origin");
+            http_head_put(h, "Access-Control-Allow-Origin", origin);
+            http_head_put(h, "Vary", "Origin");
             break;
         }
     }
     /* On every answer, errors too: a page must be able to read why. */
-    http_head_add(h, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
+    static const char expose[] =
+        "Access-Control-Expose-Headers: " CORS_EXPOSE_HEADERS "\r\n";
+    http_head_raw(h, expose, sizeof(expose) - 1);
 }
 
 void
 conn_head_begin(struct conn *c, struct http_head *h, int status)
 {
-    char date[40];
+    static const char server[] = "Server: hmac-file-server\r\n";
+    char date[HTTP_DATE_LEN + 1];
     http_head_start(h, status);
     http_date(time(NULL), date, sizeof(date));
-    http_head_add(h, "Date", "%s", date);
-    http_head_add(h, "Server", "hmac-file-server");
+    http_head_put(h, "Date", date);
+    http_head_raw(h, server, sizeof(server) - 1);
     add_cors(c, h);
     c->status = status;
 }
@@ -86,7 +89,7 @@ finish_head(struct conn *c, struct http_head *h)
     if (!c->keepalive)
         c->close_after = true;
     if (c->close_after)
-        http_head_add(h, "Connection", "close");
+        http_head_put(h, "Connection", "close");
     http_head_end(h);
 }
 
@@ -160,12 +163,12 @@ conn_respond_text(struct conn *c, int status, const char *fmt, ...)
         n = sizeof(body) - 2;
     body[n++] = '\n';
     conn_head_begin(c, &h, status);
-    http_head_add(&h, "Content-Type", "text/plain; charset=utf-8");
-    http_head_add(&h, "Content-Length", "%d", n);
+    http_head_put(&h, "Content-Type", "text/plain; charset=utf-8");
+    http_head_put_u64(&h, "Content-Length", (uint64_t)n);
     if (status == 503)
-        http_head_add(&h, "Retry-After", "5");
+        http_head_put(&h, "Retry-After", "5");
     if (status == 405)
-        http_head_add(&h, "Allow", "GET, HEAD, PUT, OPTIONS");
+        http_head_put(&h, "Allow", "GET, HEAD, PUT, OPTIONS");
     start_write(c, &h, c->method == HTTP_HEAD ? NULL : body,
                 c->method == HTTP_HEAD ? 0 : (size_t)n);
 }

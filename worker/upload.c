@@ -163,33 +163,30 @@ upload_respond_status(struct conn *c, struct upload *up, int status)
     }
     conn_head_begin(c, &h, status);
     if (up->complete_already || (status == 201 && up->total > 0)) {
-        http_head_add(&h, "Upload-Offset", "%llu",
-                      (unsigned long long)up->total);
-        http_head_add(&h, "Upload-Length", "%llu",
-                      (unsigned long long)up->total);
+        http_head_put_u64(&h, "Upload-Offset", up->total);
+        http_head_put_u64(&h, "Upload-Length", up->total);
     } else if (up->sess) {
         struct shm_view v;
         char ranges[1024];
         if (sess_view(up->sess, &v) == 0) {
-            http_head_add(&h, "Upload-Offset", "%llu", (unsigned long long)
-                          (v.state == SHM_DONE ? v.size : v.prefix));
-            http_head_add(&h, "Upload-Length", "%llu",
-                          (unsigned long long)v.size);
+            http_head_put_u64(&h, "Upload-Offset",
+                              v.state == SHM_DONE ? v.size : v.prefix);
+            http_head_put_u64(&h, "Upload-Length", v.size);
             sess_ranges(up->sess, ranges, sizeof(ranges));
             if (v.state != SHM_DONE && ranges[0])
-                http_head_add(&h, "X-Upload-Ranges", "%s", ranges);
+                http_head_put(&h, "X-Upload-Ranges", ranges);
         }
     }
-    http_head_add(&h, "Cache-Control", "no-store");
+    http_head_put(&h, "Cache-Control", "no-store");
     if (status == 503)
-        http_head_add(&h, "Retry-After", "2");
+        http_head_put(&h, "Retry-After", "2");
     if (c->method == HTTP_HEAD) {
-        http_head_add(&h, "Content-Length", "0");
+        http_head_put(&h, "Content-Length", "0");
         conn_respond_head(c, &h, NULL, 0);
         return;
     }
-    http_head_add(&h, "Content-Type", "text/plain; charset=utf-8");
-    http_head_add(&h, "Content-Length", "%d", n);
+    http_head_put(&h, "Content-Type", "text/plain; charset=utf-8");
+    http_head_put_u64(&h, "Content-Length", (uint64_t)n);
     conn_respond_head(c, &h, body, (size_t)n);
 }
 

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/util/decimal.h"
+
 const char *
 http_status_text(int code)
 {
@@ -57,46 +59,148 @@ vappend(struct http_head *h, const char *fmt, va_list ap)
     h->len += (size_t)n;
 }
 
+/* Appends len bytes, or marks the head overflowed (never truncates). */
 static void
-append(struct http_head *h, const char *fmt, ...)
+put(struct http_head *h, const char *p, size_t len)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vappend(h, fmt, ap);
-    va_end(ap);
+    if (h->overflow)
+        return;
+    if (len > sizeof(h->buf) - h->len - 1) {    /* as vsnprintf: keep a NUL */
+        h->overflow = 1;
+        return;
+    }
+    memcpy(h->buf + h->len, p, len);
+    h->len += len;
+}
+
+#define PUT_LIT(h, lit) put((h), (lit), sizeof(lit) - 1)
+
+static void
+put_name(struct http_head *h, const char *name)
+{
+    put(h, name, strlen(name));
+    PUT_LIT(h, ": ");
+}
+
+static void
+put_u64(struct http_head *h, uint64_t v)
+{
+    char d[DECIMAL_MAX_DIGITS];
+    put(h, d, decimal_format(v, d));
 }
 
 void
 http_head_start(struct http_head *h, int code)
 {
+    const char *text = http_status_text(code);
+
     h->len = 0;
     h->overflow = 0;
-    append(h, "HTTP/1.1 %d %s\r\n", code, http_status_text(code));
+    PUT_LIT(h, "HTTP/1.1 ");
+    put_u64(h, code < 0 ? 0 : (uint64_t)code);
+    PUT_LIT(h, " ");
+    put(h, text, strlen(text));
+    PUT_LIT(h, "\r\n");
 }
 
 void
 http_head_add(struct http_head *h, const char *name, const char *fmt, ...)
 {
     va_list ap;
-    append(h, "%s: ", name);
+    put_name(h, name);
     va_start(ap, fmt);
     vappend(h, fmt, ap);
     va_end(ap);
-    append(h, "\r\n");
+    PUT_LIT(h, "\r\n");
+}
+
+void
+http_head_put(struct http_head *h, const char *name, const char *value)
+{
+    put_name(h, name);
+    put(h, value, strlen(value));
+    PUT_LIT(h, "\r\n");
+}
+
+void
+http_head_put_u64(struct http_head *h, const char *name, uint64_t v)
+{
+    put_name(h, name);
+    put_u64(h, v);
+    PUT_LIT(h, "\r\n");
+}
+
+void
+http_head_raw(struct http_head *h, const char *lines, size_t len)
+{
+    put(h, lines, len);
+}
+
+void
+http_head_put_range(struct http_head *h, uint64_t first, uint64_t last,
+                    uint64_t size, int size_only)
+{
+    PUT_LIT(h, "Content-Range: bytes ");
+    if (size_only) {
+        PUT_LIT(h, "*");
+    } else {
+        put_u64(h, first);
+        PUT_LIT(h, "-");
+        put_u64(h, last);
+    }
+    PUT_LIT(h, "/");
+    put_u64(h, size);
+    PUT_LIT(h, "\r\n");
 }
 
 void
 http_head_end(struct http_head *h)
 {
-    append(h, "\r\n");
+    PUT_LIT(h, "\r\n");
+}
+
+static void
+two_digits(char *p, int v)
+{
+    p[0] = (char)('0' + v / 10 % 10);
+    p[1] = (char)('0' + v % 10);
 }
 
 void
 http_date(time_t t, char *out, size_t outlen)
 {
+    static const char days[] = "SunMonTueWedThuFriSat";
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
     struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, outlen, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+
+    if (outlen < HTTP_DATE_LEN + 1) {
+        if (outlen > 0)
+            out[0] = '\0';
+        return;
+    }
+    /* Years past 9999 do not fit the format: the last second that does. */
+    if (gmtime_r(&t, &tm) == NULL || tm.tm_year + 1900 > 9999) {
+        time_t last = (time_t)253402300799LL;    /* 9999-12-31 23:59:59 */
+        gmtime_r(&last, &tm);
+    }
+    if (tm.tm_year + 1900 < 0)
+        tm.tm_year = -1900;
+    /* "Sun, 06 Nov 1994 08:49:37 GMT" */
+    memcpy(out, days + 3 * tm.tm_wday, 3);
+    memcpy(out + 3, ", ", 2);
+    two_digits(out + 5, tm.tm_mday);
+    out[7] = ' ';
+    memcpy(out + 8, months + 3 * tm.tm_mon, 3);
+    out[11] = ' ';
+    two_digits(out + 12, (tm.tm_year + 1900) / 100);
+    two_digits(out + 14, (tm.tm_year + 1900) % 100);
+    out[16] = ' ';
+    two_digits(out + 17, tm.tm_hour);
+    out[19] = ':';
+    two_digits(out + 20, tm.tm_min);
+    out[22] = ':';
+    two_digits(out + 23, tm.tm_sec);
+    memcpy(out + 25, " GMT", 5);        /* with the NUL */
 }
 
 int

@@ -1,7 +1,6 @@
 /* decimal.c */
 #include "lib/util/decimal.h"
 
-#include <stddef.h>
 
 int
 decimal_parse(const char *s, uint64_t max, uint64_t *out)
@@ -19,4 +18,19 @@ decimal_parse(const char *s, uint64_t max, uint64_t *out)
     }
     *out = v;
     return 0;
+}
+
+size_t
+decimal_format(uint64_t v, char out[DECIMAL_MAX_DIGITS])
+{
+    char   rev[DECIMAL_MAX_DIGITS];
+    size_t n = 0;
+
+    do {
+        rev[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = rev[n - 1 - i];
+    return n;
 }

@@ -1,0 +1,123 @@
+"""Small requests, made cheap (issue 12): answers whose heads are built
+without printf, the cached Date header, request parsers reused across
+requests, prepared HMAC keys, small bodies stored without fallocate.
+
+Everything here is checked from outside, on a real daemon: what the
+cheaper paths must still say and store, byte for byte."""
+
+import email.utils
+import os
+import re
+import signal
+import time
+
+import hfs
+from hfs import Daemon, build_request
+
+IMF_FIXDATE = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} "
+                         r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+                         r"\d{4} \d{2}:\d{2}:\d{2} GMT$")
+
+
+def _date_of(r):
+    """The Date header as seconds since the epoch, checking its form."""
+    v = r.header("Date")
+    assert v is not None, r
+    assert IMF_FIXDATE.match(v), v
+    return email.utils.parsedate_to_datetime(v).timestamp()
+
+
+def test_date_header_is_an_imf_fixdate_of_now():
+    with Daemon() as d:
+        d.put("u-date/a.bin", b"date")
+        for target in ("/health", d.target("u-date/a.bin"),
+                       d.target("u-date/missing")):
+            before = time.time()
+            r = d.request("GET", target)
+            after = time.time()
+            assert r.status in (200, 404), r
+            t = _date_of(r)
+            # Whole seconds: the header may lag the clock by under one.
+            assert int(before) - 1 <= t <= after, (before, t, after)
+
+
+def test_date_header_moves_on_one_keepalive_connection():
+    """The value is cached per worker, refreshed as the clock moves: two
+    answers seconds apart on one connection (so one worker) differ by
+    about that much."""
+    with Daemon() as d, d.conn() as c:
+        c.send(build_request("GET", "/health"))
+        t1 = _date_of(c.read_response())
+        time.sleep(2.2)
+        c.send(build_request("GET", "/health"))
+        t2 = _date_of(c.read_response())
+        assert 1 <= t2 - t1 <= 4, (t1, t2)
+
+
+def test_file_answer_heads():
+    """Every header of a file answer, in full: what the pre-built block
+    and the number appends produce."""
+    with Daemon() as d:
+        data = hfs.det_bytes(4096, seed=12)
+        assert d.put("u-head/f.txt", data).status == 201
+        r = d.get("u-head/f.txt")
+        assert r.status == 200 and r.body == data, r
+        h = r.hdict()
+        assert h["content-length"] == "4096", h
+        assert h["content-type"].startswith("text/plain"), h
+        assert h["accept-ranges"] == "bytes", h
+        assert h["cache-control"] == "public, max-age=31536000, immutable", h
+        assert h["x-content-type-options"] == "nosniff", h
+        assert h["content-security-policy"] == (
+            "default-src 'none'; style-src 'unsafe-inline'; sandbox"), h
+        assert h["server"] == "hmac-file-server", h
+        st = os.stat(os.path.join(d.storage, "u-head", "f.txt"))
+        ns = st.st_mtime_ns
+        assert h["etag"] == '"%x-%x-%x"' % (st.st_ino, st.st_size, ns), h
+        assert (email.utils.parsedate_to_datetime(h["last-modified"])
+                .timestamp() == int(st.st_mtime)), h
+        assert IMF_FIXDATE.match(h["last-modified"]), h
+
+        r = d.get("u-head/f.txt", [("Range", "bytes=100-199")])
+        assert r.status == 206 and r.body == data[100:200], r
+        assert r.header("Content-Range") == "bytes 100-199/4096", r
+        assert r.header("Content-Length") == "100", r
+        r = d.get("u-head/f.txt", [("Range", "bytes=5000-")])
+        assert r.status == 416, r
+        assert r.header("Content-Range") == "bytes */4096", r
+        r = d.get("u-head/f.txt", [("If-None-Match", h["etag"])])
+        assert r.status == 304 and r.header("ETag") == h["etag"], r
+        r = d.head("u-head/f.txt")
+        assert r.status == 200 and r.body == b"", r
+        assert r.header("Content-Length") == "4096", r
+
+
+def test_small_bodies_stored_intact():
+    """Bodies around the sizes that are stored in one piece (no
+    preallocation at or below 64 KiB), each checked byte for byte, on one
+    keep-alive connection and on fresh ones."""
+    sizes = [0, 1, 100, 4095, 4096, 4097, 65535, 65536, 65537, 200000]
+    with Daemon() as d:
+        with d.conn() as c:
+            for i, n in enumerate(sizes):
+                data = hfs.det_bytes(n, seed=100 + i)
+                path = "u-small-%d/b.bin" % i
+                c.send(build_request("PUT", d.put_target(path, n), [], data))
+                r = c.read_response("PUT")
+                assert r.status == 201, (n, r)
+        for i, n in enumerate(sizes):
+            data = hfs.det_bytes(n, seed=100 + i)
+            path = "u-small-%d/b.bin" % i
+            with open(os.path.join(d.storage, path), "rb") as f:
+                assert f.read() == data, n
+            st = os.stat(os.path.join(d.storage, path))
+            assert st.st_size == n, (n, st.st_size)
+            # Not a block more than the bytes need (no preallocation left
+            # over), allowing for the filesystem's own rounding.
+            assert st.st_blocks * 512 <= max(n, 1) + 2 * 65536, (n, st)
+            r = d.get(path)
+            assert r.status == 200 and r.body == data, (n, r)
+        for i, n in enumerate([3, 4096, 65536]):
+            data = hfs.det_bytes(n, seed=300 + i)
+            assert d.put("u-fresh-%d/b.bin" % i, data).status == 201
+            assert d.get("u-fresh-%d/b.bin" % i).body == data
