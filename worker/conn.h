@@ -54,6 +54,10 @@ struct worker {
     int                 row;            /* ours in peers: the stats slot */
     int64_t             limit_logged_ms;    /* last refusal logged */
     int                 conns_peak;     /* since memory was last trimmed */
+    /* The Date header line of this second (conn_respond.c), made again
+     * only when the loop's wall clock has moved on. */
+    char                date_line[sizeof("Date: \r\n") + HTTP_DATE_LEN];
+    time_t              date_sec;
     char               *rbuf_cache[16]; /* read buffers kept for reuse */
     int                 nrbuf_cache;
     int                 root_fd, staging_fd;

@@ -68,14 +68,33 @@ add_cors(struct conn *c, struct http_head *h)
     http_head_raw(h, expose, sizeof(expose) - 1);
 }
 
+/* "Date: <IMF-fixdate>\r\n" of the loop's second: formatted at most once
+ * a second per worker instead of once per answer (gmtime and formatting
+ * were about 1 % of a 4 KiB GET). */
+static const char *
+date_line(struct worker *w, size_t *len_r)
+{
+    time_t now = loop_now_wall(w->loop);
+
+    if (now != w->date_sec || w->date_line[0] == '\0') {
+        memcpy(w->date_line, "Date: ", 6);
+        http_date(now, w->date_line + 6, HTTP_DATE_LEN + 1);
+        memcpy(w->date_line + 6 + HTTP_DATE_LEN, "\r\n", 3);
+        w->date_sec = now;
+    }
+    *len_r = 6 + HTTP_DATE_LEN + 2;
+    return w->date_line;
+}
+
 void
 conn_head_begin(struct conn *c, struct http_head *h, int status)
 {
     static const char server[] = "Server: hmac-file-server\r\n";
-    char date[HTTP_DATE_LEN + 1];
+    size_t      dlen;
+    const char *date = date_line(c->w, &dlen);
+
     http_head_start(h, status);
-    http_date(time(NULL), date, sizeof(date));
-    http_head_put(h, "Date", date);
+    http_head_raw(h, date, dlen);
     http_head_raw(h, server, sizeof(server) - 1);
     add_cors(c, h);
     c->status = status;

@@ -17,6 +17,7 @@ struct loop {
     int           epfd;
     int           running;
     int64_t       now_ms;
+    time_t        now_wall;
     int64_t       next_tick_ms;
     loop_tick_fn *tick;
     void         *tick_data;
@@ -32,6 +33,16 @@ mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Both clocks once per loop iteration (vDSO calls, no syscall). */
+static void
+update_clocks(struct loop *l)
+{
+    struct timespec ts;
+    l->now_ms = mono_ms();
+    clock_gettime(CLOCK_REALTIME, &ts);
+    l->now_wall = ts.tv_sec;
+}
+
 struct loop *
 loop_create(void)
 {
@@ -43,7 +54,7 @@ loop_create(void)
         free(l);
         return NULL;
     }
-    l->now_ms = mono_ms();
+    update_clocks(l);
     l->next_tick_ms = l->now_ms + 1000;
     return l;
 }
@@ -111,6 +122,12 @@ loop_now_ms(const struct loop *l)
     return l->now_ms;
 }
 
+time_t
+loop_now_wall(const struct loop *l)
+{
+    return l->now_wall;
+}
+
 void
 loop_stop(struct loop *l)
 {
@@ -130,7 +147,7 @@ loop_run(struct loop *l)
         int n = epoll_wait(l->epfd, evs, LOOP_BATCH, wait);
         if (n < 0 && errno != EINTR)
             return -1;
-        l->now_ms = mono_ms();
+        update_clocks(l);
         for (int i = 0; i < n; i++) {
             struct loop_io *io = evs[i].data.ptr;
             io->fn(io, evs[i].events);

@@ -8,6 +8,7 @@
 #define WORKER_LOOP_H
 
 #include <stdint.h>
+#include <time.h>
 
 struct loop;
 struct loop_io;
@@ -37,5 +38,8 @@ int  loop_run(struct loop *l);
 void loop_stop(struct loop *l);
 /* CLOCK_MONOTONIC milliseconds, cached per loop iteration. */
 int64_t loop_now_ms(const struct loop *l);
+/* Wall-clock seconds (CLOCK_REALTIME), read with the above: what a Date
+ * header says, with no clock call per answer. */
+time_t  loop_now_wall(const struct loop *l);
 
 #endif
