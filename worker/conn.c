@@ -152,7 +152,7 @@ conn_accept(struct worker *w, int lfd, bool tls)
 void
 conn_release_buffers(struct conn *c)
 {
-    free(c->in);
+    conn_in_put(c->w, c->in);
     c->in = NULL;
     conn_rbuf_put(c->w, c->rbuf);
     c->rbuf = NULL;
@@ -370,7 +370,7 @@ conn_process_input(struct conn *c)
 {
     while (reading(c) && c->rend > c->rstart) {
         if (c->in == NULL) {
-            c->in = malloc(sizeof(*c->in));
+            c->in = conn_in_get(c->w);
             if (c->in == NULL) {
                 conn_close(c);
                 return;

@@ -60,6 +60,8 @@ struct worker {
     time_t              date_sec;
     char               *rbuf_cache[16]; /* read buffers kept for reuse */
     int                 nrbuf_cache;
+    struct http_in     *in_cache[8];    /* request parsers kept for reuse */
+    int                 nin_cache;
     int                 root_fd, staging_fd;
     bool                storage_failing;    /* storage.c: logged once */
     struct listener     listeners[16];

@@ -141,6 +141,30 @@ conn_rbuf_put(struct worker *w, char *buf)
         free(buf);           /* mmapped (conn_memory_init): back at once */
 }
 
+/* Parsers: a keep-alive connection returns its parser whenever it goes
+ * idle (between two requests, usually), so without a cache every request
+ * paid a malloc and, before, a 17 KiB memset. */
+struct http_in *
+conn_in_get(struct worker *w)
+{
+    if (w->nin_cache > 0)
+        return w->in_cache[--w->nin_cache];
+    return malloc(sizeof(struct http_in));
+}
+
+void
+conn_in_put(struct worker *w, struct http_in *in)
+{
+    int cap = (int)(sizeof(w->in_cache) / sizeof(w->in_cache[0]));
+
+    if (in == NULL)
+        return;
+    if (w->nin_cache < cap)
+        w->in_cache[w->nin_cache++] = in;
+    else
+        free(in);
+}
+
 void
 conn_memory_init(void)
 {
@@ -167,4 +191,6 @@ conn_memory_fini(struct worker *w)
 {
     while (w->nrbuf_cache > 0)
         free(w->rbuf_cache[--w->nrbuf_cache]);
+    while (w->nin_cache > 0)
+        free(w->in_cache[--w->nin_cache]);
 }

@@ -30,6 +30,9 @@ void  conn_upload_done(struct conn *c);
 /* Read buffers (CONN_RBUF_SIZE). */
 char *conn_rbuf_get(struct worker *w);
 void  conn_rbuf_put(struct worker *w, char *buf);
+/* Request parsers, uninitialised (http_in_init): a few kept for reuse. */
+struct http_in *conn_in_get(struct worker *w);
+void  conn_in_put(struct worker *w, struct http_in *in);
 
 void  conn_memory_init(void);           /* worker start */
 void  conn_memory_tick(struct worker *w);   /* every tick */

@@ -238,11 +238,17 @@ void
 http_in_init(struct http_in *in, const struct http_in_callbacks *cb,
              void *owner)
 {
-    memset(in, 0, sizeof(*in));
-    http_parser_init(&in->parser, HTTP_REQUEST);
-    in->parser.data = in;
+    /* Everything but the 16 KiB head buffer: only bytes a request wrote
+     * are read back (through head_len and the header offsets, all reset
+     * here or at message begin), so a reused parser costs no memset. */
+    memset(&in->req, 0, sizeof(in->req));
+    in->req.content_length = -1;
     in->cb = cb;
     in->owner = owner;
+    in->head_len = 0;
+    in->field_state = IN_TARGET;
+    in->reason_buf[0] = '\0';
+    http_in_next(in);
 }
 
 /* Where in buf the head continues a line with SP or HTAB (obs-fold), or

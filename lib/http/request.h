@@ -70,6 +70,8 @@ struct http_in {
     char        reason_buf[96];  /* error_reason naming a header */
 };
 
+/* Readies in (fresh from malloc, or used before by any owner) for a new
+ * connection's first request. */
 void http_in_init(struct http_in *in, const struct http_in_callbacks *cb,
                   void *owner);
 /* Feed bytes; *used_r is how many were consumed (the rest must be kept). */

@@ -217,7 +217,11 @@ def test_slowloris_memory_returned():
               " with %d connections left" % (before, during, during - before,
                                              after, after - before,
                                              len(stay)))
-        assert during - before > 10 * 1024, "flood not seen in RSS?"
+        # Each connection's 6 KiB head is resident twice, in its read
+        # buffer and in its parser's copy (at least 12 KiB, 6 MiB for 500).
+        # Parsers are not cleared when handed out (reused from a cache),
+        # so the rest of their 17 KiB is never touched and not counted.
+        assert during - before > 5 * 1024, "flood not seen in RSS?"
         assert after - before < 4 * 1024, \
             "RSS not returned after the flood: %d -> %d -> %d KiB" % (
                 before, during, after)

@@ -121,3 +121,106 @@ def test_small_bodies_stored_intact():
             data = hfs.det_bytes(n, seed=300 + i)
             assert d.put("u-fresh-%d/b.bin" % i, data).status == 201
             assert d.get("u-fresh-%d/b.bin" % i).body == data
+
+
+def test_many_requests_on_one_keepalive_connection():
+    """Hundreds of requests on one connection, each with different
+    headers: a parser reused between requests (and between connections,
+    from the worker's cache) must never show one request's headers or
+    target to the next."""
+    with Daemon() as d:
+        files = {}
+        for i in range(4):
+            files["u-ka%d/f.bin" % i] = hfs.det_bytes(1000 + i, seed=40 + i)
+            assert d.put("u-ka%d/f.bin" % i, files["u-ka%d/f.bin" % i]
+                         ).status == 201
+        with d.conn() as c:
+            for n in range(300):
+                path = "u-ka%d/f.bin" % (n % 4)
+                hs = [("X-Pad-%d" % n, "p" * (n % 50))]
+                if n % 3 == 0:
+                    hs.append(("Range", "bytes=0-9"))
+                if n % 5 == 0:
+                    hs.append(("Origin", "https://x.example"))
+                c.send(build_request("GET", d.target(path), hs))
+                r = c.read_response()
+                if n % 3 == 0:
+                    assert r.status == 206 and r.body == files[path][:10], \
+                        (n, r)
+                else:
+                    assert r.status == 200 and r.body == files[path], (n, r)
+                # A Range or Origin of an earlier request never leaks
+                # into a later answer.
+                assert (r.header("Access-Control-Allow-Origin") is not None
+                        ) == (n % 5 == 0), (n, r)
+        # Connections one after another: parsers come back from the cache.
+        for n in range(40):
+            r = d.get("u-ka%d/f.bin" % (n % 4))
+            assert r.status == 200 and r.body == files["u-ka%d/f.bin"
+                                                       % (n % 4)], (n, r)
+
+
+def test_pipelined_requests_then_a_malformed_one():
+    """Good requests in one write, then a malformed one: every good one is
+    answered in order, the bad one gets 400 and the connection closes;
+    a new connection (maybe handed the same parser) works normally."""
+    with Daemon() as d:
+        data = hfs.det_bytes(4096, seed=77)
+        assert d.put("u-pipe/f.bin", data).status == 201
+        good = b"".join(build_request("GET", d.target("u-pipe/f.bin"),
+                                      [("X-N", str(i))]) for i in range(20))
+        bad = b"GET /x HTTP/1.1\r\nHost: a\r\n folded: line\r\n\r\n"
+        with d.conn() as c:
+            c.send(good + bad)
+            for i in range(20):
+                r = c.read_response()
+                assert r.status == 200 and r.body == data, (i, r)
+            r = c.read_response()
+            assert r.status == 400, r
+            assert "fold" in r.text or "whitespace" in r.text, r
+            assert r.header("Connection") == "close", r
+            c.wait_closed()
+        with d.conn() as c:
+            c.send(b"GARBAGE\r\n\r\n")
+            r = c.read_response()
+            assert r.status in (400, 501), r
+        for _ in range(10):
+            with d.conn() as c:
+                c.send(build_request("GET", d.target("u-pipe/f.bin")) +
+                       build_request("HEAD", d.target("u-pipe/f.bin")))
+                r = c.read_response()
+                assert r.status == 200 and r.body == data, r
+                r = c.read_response("HEAD")
+                assert r.status == 200 and r.body == b"", r
+                assert r.header("Content-Length") == "4096", r
+
+
+def test_small_puts_pipelined_on_one_connection():
+    """Small uploads back to back on one connection, some pipelined in one
+    write: the parser of each starts from nothing (a signature, size or
+    content type of the last never applies to the next)."""
+    with Daemon() as d:
+        bodies = [hfs.det_bytes(n, seed=500 + n) for n in (10, 4096, 77, 0,
+                                                            65536, 3)]
+        reqs = []
+        for i, b in enumerate(bodies):
+            path = "u-pp%d/b.bin" % i
+            reqs.append(build_request("PUT", d.put_target(path, len(b)),
+                                      [], b))
+        # A PUT whose signature is for another size: refused, 403.
+        bad = build_request("PUT", d.put_target("u-pp-bad/b.bin", 5), [],
+                            b"123456")
+        with d.conn() as c:
+            c.send(reqs[0])
+            assert c.read_response("PUT").status == 201
+            c.send(b"".join(reqs[1:]))
+            for i in range(1, len(reqs)):
+                r = c.read_response("PUT")
+                assert r.status == 201, (i, r)
+            c.send(bad)
+            r = c.read_response("PUT")
+            assert r.status == 403, r
+        for i, b in enumerate(bodies):
+            with open(os.path.join(d.storage, "u-pp%d/b.bin" % i), "rb") as f:
+                assert f.read() == b, i
+        assert not os.path.exists(os.path.join(d.storage, "u-pp-bad"))

@@ -112,7 +112,71 @@ test_host(void)
     accepted("GET / HTTP/1.1\r\nhOsT: \r\n\r\n", "");    /* empty: allowed */
 }
 
+/* A parser handed to another connection (the worker's cache) keeps its
+ * head buffer as it was: nothing of the last request may show through. */
+struct heads { int n; int has_old, has_new; char target[64]; };
+
+static int
+on_head_reuse(void *owner, struct http_request *req)
+{
+    struct heads *h = owner;
+    h->n++;
+    h->has_old = http_header_get(req, "X-Old-Header") != NULL;
+    h->has_new = http_header_get(req, "X-New") != NULL;
+    snprintf(h->target, sizeof(h->target), "%s", req->target);
+    return 0;
+}
+
+static const struct http_in_callbacks reuse_cbs = {
+    on_head_reuse, on_body, on_complete
+};
+
+static enum http_in_status
+feed_all(struct http_in *p, const char *text)
+{
+    size_t used;
+    return http_in_feed(p, text, strlen(text), &used);
+}
+
+static void
+test_reuse(void)
+{
+    static struct http_in p;
+    struct heads a = { 0 }, b = { 0 };
+    char big[4096];
+
+    memset(&p, 0x5a, sizeof(p));      /* as malloc may hand it over */
+    http_in_init(&p, &reuse_cbs, &a);
+    snprintf(big, sizeof(big), "GET /first-and-much-longer-target HTTP/1.1"
+             "\r\nHost: a\r\nX-Old-Header: %0200d\r\n\r\n", 7);
+    CU_ASSERT_EQUAL(feed_all(&p, big), HTTP_IN_PAUSED);
+    CU_ASSERT(a.n == 1 && a.has_old && !a.has_new);
+    CU_ASSERT_STRING_EQUAL(a.target, "/first-and-much-longer-target");
+
+    /* Another owner: a shorter request, none of the old headers. */
+    http_in_init(&p, &reuse_cbs, &b);
+    CU_ASSERT_EQUAL(feed_all(&p, "GET /x HTTP/1.1\r\nHost: b\r\n"
+                             "X-New: 1\r\n\r\n"), HTTP_IN_PAUSED);
+    CU_ASSERT(b.n == 1 && !b.has_old && b.has_new);
+    CU_ASSERT_STRING_EQUAL(b.target, "/x");
+    CU_ASSERT_EQUAL(a.n, 1);
+
+    /* After a refused request, the next owner starts clean. */
+    http_in_init(&p, &reuse_cbs, &b);
+    CU_ASSERT_EQUAL(feed_all(&p, "GET / HTTP/1.1\r\nHost: x\r\n"
+                             " folded\r\n\r\n"), HTTP_IN_ERROR);
+    CU_ASSERT_EQUAL(p.error_status, 400);
+    http_in_init(&p, &reuse_cbs, &b);
+    CU_ASSERT_EQUAL(p.error_status, 0);
+    CU_ASSERT_PTR_NULL(p.error_reason);
+    CU_ASSERT_EQUAL(feed_all(&p, "GET /y HTTP/1.1\r\nHost: y\r\n\r\n"),
+                    HTTP_IN_PAUSED);
+    CU_ASSERT_STRING_EQUAL(b.target, "/y");
+    CU_ASSERT(b.n == 2 && !b.has_old && !b.has_new);
+}
+
 static CU_TestInfo tests[] = {
+    { "a parser reused by another owner starts clean", test_reuse },
     { "obs-fold is refused, not unfolded", test_obs_fold },
     { "only HTTP/1.0 and HTTP/1.1", test_versions },
     { "HTTP/1.1 needs one Host", test_host },
