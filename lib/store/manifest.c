@@ -7,11 +7,11 @@
 #include "lib/store/manifest.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -152,10 +152,17 @@ done:
 }
 
 
+/* The append lock: an OFD lock on the whole manifest (F_WRLCK, F_RDLCK,
+ * F_UNLCK), waited for. OFD rather than flock because on GlusterFS the two
+ * kinds conflict with each other, and the cluster's owner locks
+ * (lib/store/owner.c) are OFD locks: one kind on every shared file. Like
+ * flock, it belongs to the open file description, so two handles of one
+ * process exclude each other too. */
 static int
-lock_file(int fd, int how)
+lock_file(int fd, short type)
 {
-    while (flock(fd, how) < 0) {
+    struct flock fl = { .l_type = type, .l_whence = SEEK_SET };
+    while (fcntl(fd, F_OFD_SETLKW, &fl) < 0) {
         if (errno != EINTR)
             return -1;
     }
@@ -175,7 +182,7 @@ cut(struct manifest *m, uint64_t end, char *err, size_t errlen)
 }
 
 
-/* Under the exclusive flock: makes m->valid_end the true end of the log. A
+/* Under the exclusive append lock: makes m->valid_end the true end of the log. A
  * writer killed inside pwrite leaves a torn record; it was never
  * acknowledged, and cutting it keeps every later record reachable. */
 static int
@@ -239,15 +246,15 @@ take_back(struct manifest *m, uint64_t start)
 {
     struct stat st;
 
-    if (lock_file(m->fd, LOCK_EX) < 0)
+    if (lock_file(m->fd, F_WRLCK) < 0)
         return;
     if (fstat(m->fd, &st) == 0 && (uint64_t)st.st_size == m->valid_end
         && ftruncate(m->fd, (off_t)start) == 0)
         m->valid_end = start;
-    (void)flock(m->fd, LOCK_UN);
+    (void)lock_file(m->fd, F_UNLCK);
 }
 
-/* Appends n records with one write under the flock, then fdatasyncs. The
+/* Appends n records with one write under the append lock, then fdatasyncs. The
  * seq of each record is its offset, so it is assigned under the lock. */
 static int
 append(struct manifest *m, const struct rec_src *s, size_t n,
@@ -267,8 +274,8 @@ append(struct manifest *m, const struct rec_src *s, size_t n,
     if (buf == NULL)
         return manifest_fail(err, errlen, ENOMEM, "manifest %.8s: out of "
                              "memory", m->hex);
-    if (lock_file(m->fd, LOCK_EX) < 0) {
-        manifest_fail(err, errlen, errno, "manifest %.8s: flock: %s", m->hex,
+    if (lock_file(m->fd, F_WRLCK) < 0) {
+        manifest_fail(err, errlen, errno, "manifest %.8s: lock: %s", m->hex,
                       strerror(errno));
         free(buf);
         return -1;
@@ -305,9 +312,9 @@ append(struct manifest *m, const struct rec_src *s, size_t n,
     m->records += (uint32_t)n;
     rc = 0;
 unlock:
-    (void)flock(m->fd, LOCK_UN);
+    (void)lock_file(m->fd, F_UNLCK);
     free(buf);
-    /* Synced outside the flock so concurrent appenders share the flush. */
+    /* Synced outside the lock so concurrent appenders share the flush. */
     if (rc == 0 && SYNC_AT("manifest_record", fdatasync(m->fd)) < 0) {
         m->failed = 1;
         rc = manifest_fail(err, errlen, errno, "manifest %.8s: fdatasync: %s",
@@ -392,8 +399,8 @@ manifest_replay(struct manifest *m, int flags, manifest_record_fn fn,
     uint32_t    n = 0;
     int         rc;
 
-    if (lock_file(m->fd, flags & MANIFEST_TRUNCATE ? LOCK_EX : LOCK_SH) < 0)
-        return manifest_fail(err, errlen, errno, "manifest %.8s: flock: %s",
+    if (lock_file(m->fd, flags & MANIFEST_TRUNCATE ? F_WRLCK : F_RDLCK) < 0)
+        return manifest_fail(err, errlen, errno, "manifest %.8s: lock: %s",
                              m->hex, strerror(errno));
     rc = scan(m, 0, fn, arg, &end, &n, err, errlen);
     if (rc == 0 && fstat(m->fd, &st) < 0)
@@ -419,7 +426,7 @@ manifest_replay(struct manifest *m, int flags, manifest_record_fn fn,
             m->records = n;
         }
     }
-    (void)flock(m->fd, LOCK_UN);
+    (void)lock_file(m->fd, F_UNLCK);
     return rc;
 }
 

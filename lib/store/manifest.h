@@ -6,10 +6,11 @@
  * the truth; the shm session table is a cache rebuilt from it. Byte layout and
  * crash analysis: docs/recovery.md.
  *
- * Every call here may block on fsync or on a short flock: run them off the
+ * Every call here may block on fsync or on a short lock: run them off the
  * event loop (worker sync pool, or the master before workers start). Several
  * processes may append to one manifest at once; appends are serialised with
- * flock, so each worker should open its own handle. */
+ * an OFD lock (never flock: docs/cluster.md), so each worker should open
+ * its own handle. */
 #ifndef LIB_STORE_MANIFEST_H
 #define LIB_STORE_MANIFEST_H
 
