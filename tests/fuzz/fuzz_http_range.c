@@ -1,6 +1,6 @@
 /* fuzz_http_range: lib/http/response.c, the request-header parsers in it.
  *
- * fuzz-sources: lib/http/response.c
+ * fuzz-sources: lib/http/response.c lib/util/decimal.c
  * fuzz-args:    -max_len=256
  *
  * Input: "<file size>\n<header value>"; without a leading decimal line the
