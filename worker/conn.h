@@ -17,6 +17,7 @@
 #include "lib/http/response.h"
 #include "worker/loop.h"
 
+struct auth_key;
 struct conf;
 struct netmon_shared;
 struct stats;
@@ -63,6 +64,11 @@ struct worker {
     struct http_in     *in_cache[8];    /* request parsers kept for reuse */
     int                 nin_cache;
     int                 root_fd, staging_fd;
+    /* security.secrets with their HMAC state derived once, at the start
+     * of this generation of workers (a reload starts a new one), for
+     * every signature check: a check copies the state (auth.h). */
+    struct auth_key    *keys;
+    size_t              nkeys;
     bool                storage_failing;    /* storage.c: logged once */
     struct listener     listeners[16];
     size_t              nlisten;

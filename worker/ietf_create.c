@@ -69,13 +69,8 @@ check_auth(struct ietf *t, const char *query, const char *ctype,
            const char **why)
 {
     const struct conf *cf = t->w->conf;
-    struct auth_key keys[CONF_MAX_SECRETS];
     struct auth_result res;
 
-    for (size_t i = 0; i < cf->nsecrets; i++) {
-        keys[i].key = cf->secrets[i].key;
-        keys[i].len = cf->secrets[i].len;
-    }
     struct auth_request ar = {
         .method = "PUT",         /* the URL was signed for an upload PUT */
         .prefix = cf->url_prefix,
@@ -87,7 +82,7 @@ check_auth(struct ietf *t, const char *query, const char *ctype,
         .content_type = ctype[0] ? ctype : NULL,
         .now = t->started,
     };
-    if (auth_check(keys, cf->nsecrets, &ar, cf->token_max_lifetime,
+    if (auth_check(t->w->keys, t->w->nkeys, &ar, cf->token_max_lifetime,
                    &res) == 0) {
         t->hdr.mac_variant = (uint8_t)res.variant;
         t->hdr.mac_size = res.signed_size >= 0 ? (uint64_t)res.signed_size

@@ -40,14 +40,9 @@ tus_check_auth(struct tus *t, const char *query, int64_t size,
                const char **why)
 {
     const struct conf *cf = t->w->conf;
-    struct auth_key keys[CONF_MAX_SECRETS];
     struct auth_result res;
     char ctype[MANIFEST_CTYPE_MAX + 1];
 
-    for (size_t i = 0; i < cf->nsecrets; i++) {
-        keys[i].key = cf->secrets[i].key;
-        keys[i].len = cf->secrets[i].len;
-    }
     /* v2 binds the slot's content type, which a tus client cannot send as
      * Content-Type (that is the protocol's own); tus-js-client and Uppy
      * put it in the metadata as "filetype". */
@@ -62,7 +57,7 @@ tus_check_auth(struct tus *t, const char *query, int64_t size,
         .content_type = ctype[0] ? ctype : NULL,
         .now = t->started,
     };
-    if (auth_check(keys, cf->nsecrets, &ar, cf->token_max_lifetime,
+    if (auth_check(t->w->keys, t->w->nkeys, &ar, cf->token_max_lifetime,
                    &res) == 0) {
         t->hdr.mac_variant = (uint8_t)res.variant;
         t->hdr.mac_size = res.signed_size >= 0 ? (uint64_t)res.signed_size

@@ -41,11 +41,6 @@ int
 upload_check_auth(struct upload *up, int64_t size, struct auth_result *res)
 {
     const struct conf *cf = up->w->conf;
-    struct auth_key keys[CONF_MAX_SECRETS];
-    for (size_t i = 0; i < cf->nsecrets; i++) {
-        keys[i].key = cf->secrets[i].key;
-        keys[i].len = cf->secrets[i].len;
-    }
     struct auth_request ar = {
         .method = "PUT",
         .prefix = cf->url_prefix,
@@ -56,7 +51,7 @@ upload_check_auth(struct upload *up, int64_t size, struct auth_result *res)
         .content_type = up->has_ctype ? up->content_type : NULL,
         .now = up->started,
     };
-    int rc = auth_check(keys, cf->nsecrets, &ar, cf->token_max_lifetime, res);
+    int rc = auth_check(up->w->keys, up->w->nkeys, &ar, cf->token_max_lifetime, res);
     up->variant = res->variant;
     return rc;
 }

@@ -11,12 +11,14 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "lib/auth/auth.h"
 #include "lib/conf/conf.h"
 #include "lib/util/linesink.h"
 #include "lib/util/log.h"
@@ -199,6 +201,37 @@ setup_signals(struct worker *w)
     return loop_add(w->loop, &w->sig_io, EPOLLIN);
 }
 
+/* The configured secrets, each with its HMAC state derived now: once
+ * per generation instead of once per signature check. */
+static int
+prepare_keys(struct worker *w)
+{
+    const struct conf *cf = w->conf;
+
+    w->keys = calloc(cf->nsecrets ? cf->nsecrets : 1, sizeof(*w->keys));
+    if (w->keys == NULL)
+        return -1;
+    for (size_t i = 0; i < cf->nsecrets; i++) {
+        w->keys[i].key = cf->secrets[i].key;
+        w->keys[i].len = cf->secrets[i].len;
+        if (auth_key_prepare(&w->keys[i]) < 0)
+            log_warn("security.secrets[%zu]: cannot prepare its HMAC state; "
+                     "deriving it for each check", i);
+    }
+    w->nkeys = cf->nsecrets;
+    return 0;
+}
+
+static void
+release_keys(struct worker *w)
+{
+    for (size_t i = 0; i < w->nkeys; i++)
+        auth_key_release(&w->keys[i]);
+    free(w->keys);
+    w->keys = NULL;
+    w->nkeys = 0;
+}
+
 int
 worker_run(const struct worker_init *init)
 {
@@ -228,7 +261,8 @@ worker_run(const struct worker_init *init)
     w.generation = init->generation;
     w.alog = init->alog;
     conn_memory_init();
-    if ((w.loop = loop_create()) == NULL
+    if (prepare_keys(&w) < 0
+        || (w.loop = loop_create()) == NULL
         || (w.pool = syncpool_create(w.loop, SYNC_THREADS)) == NULL
         || setup_signals(&w) < 0) {
         log_error("worker setup: %s", strerror(errno));
@@ -288,6 +322,7 @@ worker_run(const struct worker_init *init)
     }
     conn_free_dead(&w);
     conn_memory_fini(&w);
+    release_keys(&w);
     linesink_flush(w.alog);
     pause_fini(&w);
     syncpool_destroy(w.pool);    /* waits for running jobs */

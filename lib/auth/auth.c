@@ -421,21 +421,72 @@ mac_input(enum auth_variant v, const struct auth_request *req,
 #undef PARTS
 
 
-static int
-hmac_parts(EVP_MAC *alg, const struct auth_key *key, const struct part *parts,
-           size_t n, unsigned char mac[MAC_LEN])
+struct auth_prepared {
+    EVP_MAC_CTX *ctx;       /* initialised with the key; never updated */
+};
+
+static EVP_MAC_CTX *
+keyed_ctx(const struct auth_key *key)
 {
     OSSL_PARAM   params[2];
-    EVP_MAC_CTX *ctx;
-    size_t       outl = 0, i;
-    int          ok;
+    EVP_MAC     *alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = alg ? EVP_MAC_CTX_new(alg) : NULL;
 
+    EVP_MAC_free(alg);      /* the context holds its own reference */
+    if (ctx == NULL)
+        return NULL;
     params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
                                                  (char *)"SHA256", 0);
     params[1] = OSSL_PARAM_construct_end();
-    if ((ctx = EVP_MAC_CTX_new(alg)) == NULL)
+    if (!EVP_MAC_init(ctx, key->key, key->len, params)) {
+        EVP_MAC_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+int
+auth_key_prepare(struct auth_key *key)
+{
+    struct auth_prepared *p;
+
+    key->prepared = NULL;
+    if (key->key == NULL || key->len == 0
+        || (p = OPENSSL_zalloc(sizeof(*p))) == NULL)
         return -1;
-    ok = EVP_MAC_init(ctx, key->key, key->len, params);
+    if ((p->ctx = keyed_ctx(key)) == NULL) {
+        OPENSSL_free(p);
+        return -1;
+    }
+    key->prepared = p;
+    return 0;
+}
+
+void
+auth_key_release(struct auth_key *key)
+{
+    struct auth_prepared *p = (struct auth_prepared *)key->prepared;
+
+    if (p == NULL)
+        return;
+    EVP_MAC_CTX_free(p->ctx);   /* clears the keyed state it holds */
+    OPENSSL_free(p);
+    key->prepared = NULL;
+}
+
+/* A copy of the prepared state, else one derived from the key now. */
+static int
+hmac_parts(const struct auth_key *key, const struct part *parts, size_t n,
+           unsigned char mac[MAC_LEN])
+{
+    EVP_MAC_CTX *ctx;
+    size_t       outl = 0, i;
+    int          ok = 1;
+
+    ctx = key->prepared ? EVP_MAC_CTX_dup(key->prepared->ctx)
+                        : keyed_ctx(key);
+    if (ctx == NULL)
+        return -1;
     for (i = 0; ok && i < n; i++)
         ok = EVP_MAC_update(ctx, parts[i].p, parts[i].len);
     ok = ok && EVP_MAC_final(ctx, mac, &outl, MAC_LEN) && outl == MAC_LEN;
@@ -452,14 +503,8 @@ mac_of(const struct auth_key *key, enum auth_variant v,
     struct part    parts[MAX_PARTS];
     struct numbers num;
     size_t         n = mac_input(v, req, s, ct, &num, parts);
-    EVP_MAC    *alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    int         rc;
 
-    if (alg == NULL)
-        return -1;
-    rc = hmac_parts(alg, key, parts, n, mac);
-    EVP_MAC_free(alg);
-    return rc;
+    return hmac_parts(key, parts, n, mac);
 }
 
 

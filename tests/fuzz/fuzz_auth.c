@@ -33,9 +33,11 @@ static const unsigned char unknown_key[32] = {
 };
 
 static const struct auth_key known = {
-    (const unsigned char *)KNOWN_KEY, sizeof(KNOWN_KEY) - 1
+    .key = (const unsigned char *)KNOWN_KEY, .len = sizeof(KNOWN_KEY) - 1
 };
-static const struct auth_key unknown = { unknown_key, sizeof(unknown_key) };
+static const struct auth_key unknown = {
+    .key = unknown_key, .len = sizeof(unknown_key)
+};
 
 static bool
 binds_size(enum auth_variant v)

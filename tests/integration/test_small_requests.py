@@ -224,3 +224,49 @@ def test_small_puts_pipelined_on_one_connection():
             with open(os.path.join(d.storage, "u-pp%d/b.bin" % i), "rb") as f:
                 assert f.read() == b, i
         assert not os.path.exists(os.path.join(d.storage, "u-pp-bad"))
+
+
+def _reload_with_secrets(d, secrets):
+    """Rewrites the config with other secrets, SIGHUP, and waits until
+    only workers of the new generation are left."""
+    old = d.worker_pids()
+    d.cfg["security"]["secrets"] = secrets
+    tmp = d.conf_path + ".new"
+    with open(tmp, "w") as f:
+        f.write(hfs.config_text(d.cfg))
+    os.replace(tmp, d.conf_path)
+    os.kill(d.pid, signal.SIGHUP)
+    d.wait_workers(len(old), exclude=old)
+
+
+def test_signatures_after_sighup_changes_the_secret():
+    """Each worker derives the HMAC state of its secrets once: a reload
+    with a new secret must make the old one fail and the new one work,
+    and a wrong MAC fails before and after."""
+    old_secret, new_secret = hfs.SECRET, "rotated-secret-9d2f"
+    with Daemon() as d:
+        body = b"signed body"
+        assert d.put("u-hup-a/1.bin", body).status == 201
+        assert d.put("u-hup-a/2.bin", body, secret="wrong").status == 403
+        bad = d.put_target("u-hup-a/3.bin", len(body))
+        bad = bad[:-1] + ("0" if bad[-1] != "0" else "1")    # one digit off
+        assert d.put_stream(bad, body).status == 403
+
+        _reload_with_secrets(d, [new_secret])
+        for i in range(4):      # several connections: every new worker
+            r = d.put("u-hup-b/old%d.bin" % i, body, secret=old_secret)
+            assert r.status == 403, r
+            r = d.put("u-hup-b/new%d.bin" % i, body, secret=new_secret)
+            assert r.status == 201, r
+        assert d.put("u-hup-b/x.bin", body, secret="wrong").status == 403
+
+        # Rotation: both verify while both are configured, in either order.
+        _reload_with_secrets(d, [old_secret, new_secret])
+        assert d.put("u-hup-c/a.bin", body, secret=old_secret).status == 201
+        assert d.put("u-hup-c/b.bin", body, secret=new_secret).status == 201
+        assert d.put("u-hup-c/c.bin", body, secret="wrong").status == 403
+        for p in ("u-hup-a/1.bin", "u-hup-b/new0.bin", "u-hup-c/a.bin"):
+            with open(os.path.join(d.storage, p), "rb") as f:
+                assert f.read() == body, p
+        assert not os.path.exists(os.path.join(d.storage, "u-hup-b",
+                                               "old0.bin"))

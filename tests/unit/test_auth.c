@@ -56,7 +56,7 @@
 #define TOK_Q   "token=" TOK_STD "&user=alice@example.org&expiry=1750003600"
 #define TOKNR_Q "token=" TOK_NR "&user=alice@example.org&expiry=1750086400"
 
-#define KEY(s)  { (const unsigned char *)(s), sizeof(s) - 1 }
+#define KEY(s)  { .key = (const unsigned char *)(s), .len = sizeof(s) - 1 }
 
 static const struct auth_key K1 = KEY("test-secret-1");
 static const struct auth_key K2 = KEY("rotated-key-2");
@@ -591,7 +591,7 @@ test_no_signature(void)
 static void
 test_bad_arguments(void)
 {
-    struct auth_key     empty = { (const unsigned char *)"", 0 };
+    struct auth_key     empty = { .key = (const unsigned char *)"", .len = 0 };
     struct auth_key     mixed[2] = { K1, empty };
     struct auth_request r = mkreq(PATH, "v=" V1_K1, SIZE, NULL);
     struct auth_result  res;
@@ -681,7 +681,80 @@ test_variant_names(void)
     CU_ASSERT_STRING_EQUAL(auth_variant_name((enum auth_variant)99), "none");
 }
 
+/* A prepared key (the daemon's: auth_key_prepare at worker start) gives
+ * every answer an unprepared one gives, for every variant, right or
+ * wrong; and it can sit next to an unprepared one in a rotation. */
+static void
+test_prepared_keys(void)
+{
+    static const struct {
+        const char *path, *query, *ctype;
+        int64_t     len;
+        time_t      now;
+    } cases[] = {
+        { PATH, "v=" V1_K1, NULL, SIZE, EXP3 - 1000 },
+        { PATH, "v=" V1_K1, NULL, SIZE + 1, EXP3 - 1000 },        /* size */
+        { PATH, "v=" V1_K2, NULL, SIZE, EXP3 - 1000 },        /* K2's MAC */
+        { EJ_PATH, "v=" EJ_K1, "image/jpeg", 2048, EXP3 - 1000 },
+        { PATH, "v2=" V2_JPG, "image/jpeg", SIZE, EXP3 - 1000 },
+        { PATH, "v2=" V2_JPG, "image/png", SIZE, EXP3 - 1000 },
+        { PATH, "v2=" V2_OCT, NULL, SIZE, EXP3 - 1000 },
+        { PATH, "v3=" V3_UP "&expires=1750000000", NULL, SIZE, EXP3 - 1000 },
+        { PATH, "v3=" V3_UP "&expires=1750000001", NULL, SIZE, EXP3 - 1000 },
+        { "0000-1111/my photo.jpg", TOK_Q, "image/jpeg", SIZE, EXP3 + 100 },
+        { "0000-1111/my photo.jpg", TOKNR_Q, "image/jpeg", SIZE, EXP3 + 100 },
+        { "0000-1111/my photo.jpg", TOK_Q, "image/jpeg", 7, EXP3 + 100 },
+    };
+    struct auth_key p1 = K1, p2 = K2, plain[2] = { K2, K1 };
+    struct auth_key prep[2], mixed[2];
+    struct auth_result a, b;
+
+    CU_ASSERT_EQUAL_FATAL(auth_key_prepare(&p1), 0);
+    CU_ASSERT_EQUAL_FATAL(auth_key_prepare(&p2), 0);
+    CU_ASSERT_PTR_NOT_NULL(p1.prepared);
+    prep[0] = p2, prep[1] = p1;
+    mixed[0] = K2, mixed[1] = p1;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct auth_request r = mkreq(cases[i].path, cases[i].query,
+                                      cases[i].len, cases[i].ctype);
+        r.now = cases[i].now;
+        /* One key: K1 prepared or not. */
+        run(&K1, 1, &r, 0, &a);
+        run(&p1, 1, &r, 0, &b);
+        CU_ASSERT_EQUAL(a.status, b.status);
+        CU_ASSERT_EQUAL(a.variant, b.variant);
+        CU_ASSERT_EQUAL(a.signed_size, b.signed_size);
+        /* Rotation, in every mix. */
+        run(plain, 2, &r, 0, &a);
+        run(prep, 2, &r, 0, &b);
+        CU_ASSERT_EQUAL(a.status, b.status);
+        CU_ASSERT_EQUAL(a.variant, b.variant);
+        run(mixed, 2, &r, 0, &b);
+        CU_ASSERT_EQUAL(a.status, b.status);
+        /* The same prepared key checks again: its state is not used up. */
+        run(&p1, 1, &r, 0, &b);
+        run(&K1, 1, &r, 0, &a);
+        CU_ASSERT_EQUAL(a.status, b.status);
+    }
+    /* The first case verifies with K1, the third only with K2. */
+    struct auth_request r = mkreq(PATH, "v=" V1_K1, SIZE, NULL);
+    CU_ASSERT_EQUAL(run(&p1, 1, &r, 0, &a), AUTH_OK);
+    CU_ASSERT_EQUAL(run(&p2, 1, &r, 0, &a), AUTH_BAD_MAC);
+    r.query = "v=" V1_K2;
+    CU_ASSERT_EQUAL(run(&p2, 1, &r, 0, &a), AUTH_OK);
+    CU_ASSERT_EQUAL(run(&p1, 1, &r, 0, &a), AUTH_BAD_MAC);
+
+    auth_key_release(&p1);
+    auth_key_release(&p2);
+    CU_ASSERT_PTR_NULL(p1.prepared);
+    auth_key_release(&p1);                  /* twice: harmless */
+    struct auth_key empty = { .key = (const unsigned char *)"", .len = 0 };
+    CU_ASSERT_EQUAL(auth_key_prepare(&empty), -1);
+    CU_ASSERT_PTR_NULL(empty.prepared);
+}
+
 static CU_TestInfo tests[] = {
+    { "prepared keys answer as unprepared ones", test_prepared_keys },
     { "v1 vector", test_v1_vector },
     { "wrong key", test_wrong_key },
     { "ejabberd external_secret vector", test_ejabberd_vector },
