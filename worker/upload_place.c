@@ -36,6 +36,8 @@
 #include "worker/syncpool.h"
 #include "worker/upload_part.h"
 
+#define PREALLOC_MIN  (64 * 1024)   /* bodies up to this: no fallocate */
+
 /* Refuse at the head when the body could not fit above storage.min_free. */
 static int
 check_space(struct upload *up, const char **why)
@@ -63,8 +65,12 @@ open_staging(struct upload *up, const char **why)
         return errno == ENOSPC || errno == EDQUOT ? 507 : 500;
     }
     /* Reserve the blocks now: a full disk answers 507 at the head instead
-     * of failing after the client sent most of the file. */
-    if (need > 0 && fallocate(up->fd, 0, 0, (off_t)need) < 0
+     * of failing after the client sent most of the file. Not for a small
+     * body: check_space has made sure of storage.min_free beyond it, it
+     * arrives in a read or two, and the fallocate (a syscall, and extents
+     * marked unwritten then converted by the write) cost more than the
+     * late 507 it could save. */
+    if (need > PREALLOC_MIN && fallocate(up->fd, 0, 0, (off_t)need) < 0
         && errno != EOPNOTSUPP) {
         *why = errno == ENOSPC || errno == EDQUOT
              ? "not enough free space on the server"
