@@ -21,6 +21,7 @@
 
 #include "lib/store/manifest.h"
 #include "lib/store/publish.h"
+#include "lib/store/resume.h"
 #include "lib/util/log.h"
 #include "shm/table.h"
 
@@ -30,78 +31,70 @@ struct recovery {
     int            restored, removed, broken;
 };
 
+/* Puts a session the manifest says is resumable back into the table. */
 static void
-drop(struct recovery *r, const uint8_t key[MANIFEST_KEY_LEN], const char *why)
+restore(struct recovery *r, const uint8_t key[MANIFEST_KEY_LEN],
+        const struct resume *rs, const char *hex)
 {
-    char err[256], hex[MANIFEST_KEY_HEXLEN + 1];
-    manifest_key_hex(key, hex);
-    if (manifest_remove(r->m->staging_fd, key, err, sizeof(err)) < 0)
-        log_warn("recovery: removing session %.16s: %s", hex, err);
-    else
-        log_debug("recovery: removed session %.16s (%s)", hex, why);
-    r->removed++;
+    static struct shm_rebuild rb;        /* large */
+    char err[256];
+    const struct manifest_state *st = &rs->st;
+    struct shm_session ss = {
+        .size = st->size == MANIFEST_SIZE_UNKNOWN ? SHM_SIZE_UNKNOWN
+                                                  : st->size,
+        .chunk_size = st->header.chunk_size,
+        .proto = st->header.proto,
+        .expires = rs->expires,
+    };
+    rb.state = rs->verdict == RESUME_DONE ? SHM_DONE : SHM_ACTIVE;
+    rb.size = ss.size;
+    rb.held = st->held;
+    struct shm_ref ref;
+    if (shm_table_restore(r->m->table, key, &ss, &rb, st->mtime, &ref, err,
+                          sizeof(err)) != SHM_TABLE_OK) {
+        log_error("recovery: session %.16s: %s", hex, err);
+        r->broken++;
+        return;
+    }
+    r->restored++;
 }
 
 static int
 recover_one(const uint8_t key[MANIFEST_KEY_LEN], void *arg)
 {
     struct recovery *r = arg;
-    struct manifest *mf;
-    static struct manifest_state st;     /* large */
+    static struct resume rs;             /* large */
     char err[256], hex[MANIFEST_KEY_HEXLEN + 1];
+    struct resume_limits lim = {
+        .now = r->now, .idle_timeout = r->m->conf.sessiontimeout,
+        .done_keep = SHM_DONE_KEEP_S, .flags = MANIFEST_TRUNCATE,
+    };
 
     manifest_key_hex(key, hex);
-    if (manifest_open(r->m->staging_fd, key, &mf, err, sizeof(err)) < 0) {
-        drop(r, key, "no manifest");
+    if (resume_session(r->m->staging_fd, key, &lim, &rs, err,
+                       sizeof(err)) < 0) {
+        log_warn("recovery: removing session %.16s: %s", hex, err);
+        r->removed++;
         return 0;
     }
-    int rc = manifest_load(mf, MANIFEST_TRUNCATE, &st, err, sizeof(err));
-    manifest_close(mf);
-    if (rc < 0 && errno == ENODATA) {
-        drop(r, key, "never acknowledged");
-        return 0;
-    }
-    if (rc < 0) {
+    switch (rs.verdict) {
+    case RESUME_REMOVED:
+        log_debug("recovery: removed session %.16s (%s)", hex, rs.why);
+        r->removed++;
+        break;
+    case RESUME_CORRUPT:
         /* Corrupt beyond a torn tail: keep it for a human, serve no one. */
         log_error("recovery: session %.16s is corrupt, left in place: %s",
                   hex, err);
         r->broken++;
-        return 0;
+        break;
+    case RESUME_ACTIVE:
+    case RESUME_DONE:
+        if (err[0])
+            log_warn("recovery: session %.16s: %s", hex, err);
+        restore(r, key, &rs, hex);
+        break;
     }
-    /* A tus final and its partials stay DONE a while after publication
-     * (session_concat.c): a client whose 201 was lost repeats the final. */
-    bool keep_done = st.complete && st.header.concat != MANIFEST_CONCAT_NONE
-                     && st.mtime + SHM_DONE_KEEP_S > r->now;
-    if ((st.complete || st.aborted) && !keep_done) {
-        drop(r, key, st.complete ? "complete" : "aborted");
-        return 0;
-    }
-    if (st.mtime + r->m->conf.sessiontimeout < r->now) {
-        drop(r, key, "expired");
-        return 0;
-    }
-    if (st.bad_chunks && !keep_done)
-        log_warn("recovery: session %.16s: %u chunk record(s) did not match "
-                 "the data and were dropped", hex, st.bad_chunks);
-    struct shm_session ss = {
-        .size = st.size == MANIFEST_SIZE_UNKNOWN ? SHM_SIZE_UNKNOWN : st.size,
-        .chunk_size = st.header.chunk_size,
-        .proto = st.header.proto,
-    };
-    static struct shm_rebuild rb;
-    rb.state = keep_done ? SHM_DONE : SHM_ACTIVE;
-    if (keep_done)
-        ss.expires = st.mtime + SHM_DONE_KEEP_S;
-    rb.size = ss.size;
-    rb.held = st.held;
-    struct shm_ref ref;
-    if (shm_table_restore(r->m->table, key, &ss, &rb, st.mtime, &ref, err,
-                          sizeof(err)) != SHM_TABLE_OK) {
-        log_error("recovery: session %.16s: %s", hex, err);
-        r->broken++;
-        return 0;
-    }
-    r->restored++;
     return 0;
 }
 
