@@ -9,6 +9,8 @@
 #   idle  memory per idle keep-alive connection (idle_conns.py, fresh
 #         servers, 2000 connections)
 #   big   one 1 GiB PUT with curl
+#   cluster  64 concurrent 8 MiB PUTs: 3 nodes on GlusterFS behind HAProxy
+#         vs 1 node (cluster.sh; build/bench/cluster.md; root only)
 #
 # GET 4 KiB and PUT also run a second daemon, "hfslog", identical but with
 # logging.access_log writing to a file, so the cost of the access log is
@@ -21,7 +23,7 @@
 # check); exits 1 only if it could not measure at all.
 #
 # Knobs (environment): BENCH_RUNS=3 BENCH_DURATION=10 BENCH_IDLE_CONNS=2000
-#   BENCH_BIG_MB=1024 BENCH_ONLY="get4k get1m put idle big"
+#   BENCH_BIG_MB=1024 BENCH_ONLY="get4k get1m put idle big cluster"
 #   BENCH_ACCESS_LOG=1
 #   BENCH_TMPDIR=/tmp (storage for both servers: one filesystem)
 #   HFS_BIN=path (default $BUILD/hmac-file-server)
@@ -36,7 +38,7 @@ RUNS=${BENCH_RUNS:-3}
 DUR=${BENCH_DURATION:-10}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-2000}
 BIG_MB=${BENCH_BIG_MB:-1024}
-ONLY=${BENCH_ONLY:-"get4k get1m put idle big"}
+ONLY=${BENCH_ONLY:-"get4k get1m put idle big cluster"}
 ACCESS_LOG=${BENCH_ACCESS_LOG:-1}
 PUT_SIZE=65536
 PUT_URLS=60000              # per wrk thread and run; wrk.lua counts wraps
@@ -394,6 +396,8 @@ stop_hfs
 stop_hfslog
 stop_nginx
 want idle && bench_idle
+# The cluster row starts its own servers and Gluster volume (cluster.sh).
+want cluster && bash "$here/cluster.sh"
 log "done in $(( $(date +%s) - t0 )) s"
 record "machine - - load_end=$(cut -d' ' -f1 /proc/loadavg)" \
        "seconds=$(( $(date +%s) - t0 ))"
