@@ -82,10 +82,27 @@ def require():
                        % ", ".join(missing))
 
 
+_knows_cluster = None
+
+
 def daemon_knows_cluster():
-    """True once the daemon has a cluster group (cluster.node_id)."""
-    with open(hfs.HFS_BIN, "rb") as f:
-        return b"node_id" in f.read()
+    """Does the daemon accept a cluster group (cluster.node_id)? Asked of
+    the binary itself (-t on a config that has one)."""
+    global _knows_cluster
+    if _knows_cluster is None:
+        d = tempfile.mkdtemp(prefix="hfs-cluster-t-")
+        try:
+            cfg = os.path.join(d, "t.conf")
+            with open(cfg, "w") as f:
+                f.write(hfs.config_text({
+                    "storage": {"dir": d, "staging": d},
+                    "security": {"secrets": [hfs.SECRET]},
+                    "cluster": {"node_id": "probe"}}))
+            p = _run([hfs.HFS_BIN, "-t", "-c", cfg], 30, check=False)
+            _knows_cluster = "unknown group" not in p.stdout + p.stderr
+        finally:
+            shutil.rmtree(d, True)
+    return _knows_cluster
 
 
 def _run(argv, timeout=60, check=True):
