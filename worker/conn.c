@@ -455,8 +455,8 @@ conn_read_input(struct conn *c)
             c->rend -= c->rstart;
             c->rstart = 0;
         }
-        ssize_t n = conn_io_recv(c, c->rbuf + c->rend,
-                                 CONN_RBUF_SIZE - c->rend);
+        size_t room = CONN_RBUF_SIZE - c->rend;
+        ssize_t n = conn_io_recv(c, c->rbuf + c->rend, room);
         if (n == 0) {
             /* The peer closed. Mid-body this is the mobile case: the
              * upload keeps what arrived (upload_abort decides). */
@@ -477,6 +477,12 @@ conn_read_input(struct conn *c)
         }
         c->rend += (size_t)n;
         conn_process_input(c);
+        /* A plain socket that gave less than asked for was empty: another
+         * recv now would only say EAGAIN (after nearly every answered
+         * request, with the client waiting for the answer). The epoll
+         * interest is level-triggered: bytes arriving meanwhile wake us. */
+        if (c->ssl == NULL && (size_t)n < room)
+            return;
         /* TLS may hold decrypted bytes epoll cannot see: keep reading
          * past the per-event budget until OpenSSL says it needs more. */
         if (c->ssl && SSL_pending(c->ssl) > 0 && i == READS_PER_EVENT - 1)

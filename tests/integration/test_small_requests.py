@@ -9,6 +9,7 @@ import email.utils
 import os
 import re
 import signal
+import socket
 import time
 
 import hfs
@@ -270,3 +271,31 @@ def test_signatures_after_sighup_changes_the_secret():
                 assert f.read() == body, p
         assert not os.path.exists(os.path.join(d.storage, "u-hup-b",
                                                "old0.bin"))
+
+
+def test_requests_in_pieces_and_after_pauses():
+    """A worker reads a socket until a read comes back short, then waits
+    for epoll: a head and a body sent in pieces with pauses between them,
+    a second request long after the first answer, and a request followed
+    at once by the client's half-close are all served."""
+    with Daemon() as d:
+        data = hfs.det_bytes(5000, seed=9)
+        t = d.put_target("u-pieces/a.bin", len(data))
+        req = build_request("PUT", t, [], data)
+        with d.conn() as c:
+            for i in range(0, len(req), 700):
+                c.send(req[i:i + 700])
+                time.sleep(0.02)
+            assert c.read_response("PUT").status == 201
+            time.sleep(1.5)
+            g = build_request("GET", d.target("u-pieces/a.bin"))
+            c.send(g[:10])
+            time.sleep(0.2)
+            c.send(g[10:])
+            r = c.read_response()
+            assert r.status == 200 and r.body == data, r
+        with d.conn() as c:
+            c.send(build_request("GET", d.target("u-pieces/a.bin")))
+            c.sock.shutdown(socket.SHUT_WR)
+            r = c.read_response()
+            assert r.status == 200 and r.body == data, r
