@@ -289,7 +289,14 @@ conn_flush(struct conn *c)
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR)
                 goto wait;
-            log_warn("%s: sending file: %s", c->peer, strerror(errno));
+            /* A client that goes away mid-download is normal (a
+             * cancelled transfer, and every load tool at its end): info.
+             * Anything else is worth a warning. */
+            if (errno == EPIPE || errno == ECONNRESET)
+                log_info("%s: client closed the connection during the "
+                         "download (%s)", c->peer, strerror(errno));
+            else
+                log_warn("%s: sending file: %s", c->peer, strerror(errno));
             conn_close(c);
             return;
         }
