@@ -608,8 +608,11 @@ class Cluster:
         return next(n for n in self.nodes if n.name == name)
 
     def kill9(self, node):
+        t0 = time.monotonic()
         node.kill9()
         self.haproxy.wait_status(node.name, "DOWN")
+        print("measured: HAProxy marked %s down %.2f s after kill -9"
+              % (node.name, time.monotonic() - t0))
 
     def restart(self, node):
         node.restart()
