@@ -129,8 +129,10 @@ power-cut-sites: deps
 	@$(MAKE) --no-print-directory $(POWERFS)
 	@bash tests/power_cut_sites.sh build/sites/hmac-file-server
 
+# The bench's load and ceiling tools are test tools (tests/tools/*.c).
+BENCH_TOOLS := $(addprefix $(BUILD)/,put_driver tcp_ceiling durable_ceiling)
 bench: deps
-	@$(MAKE) --no-print-directory $(BIN)
+	@$(MAKE) --no-print-directory $(BIN) $(BENCH_TOOLS)
 	@BUILD=$(BUILD) bash tests/bench/run.sh
 
 fuzz:

@@ -3,6 +3,9 @@
 
   proctree.py cpu PID     prints the CPU time (user + system, all threads)
                           used so far by PID and every descendant, in ms
+  proctree.py pids PID    prints PID and every descendant, one line
+                          (run.sh reads their /proc/PID/stat itself: a
+                          Python start per sample costs a second under load)
 
 On a shared machine throughput moves with whatever else runs; the CPU a
 server spends per request moves much less, so run.sh reports both.
@@ -55,7 +58,10 @@ def main():
     if len(sys.argv) == 3 and sys.argv[1] == "cpu":
         print(cpu_ms(int(sys.argv[2])))
         return 0
-    print("usage: proctree.py cpu PID", file=sys.stderr)
+    if len(sys.argv) == 3 and sys.argv[1] == "pids":
+        print(" ".join(str(p) for p in tree(int(sys.argv[2]))))
+        return 0
+    print("usage: proctree.py cpu|pids PID", file=sys.stderr)
     return 2
 
 
