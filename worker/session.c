@@ -396,6 +396,18 @@ sess_written(const struct sess *s)
     return s->written;
 }
 
+int
+sess_data_fd(const struct sess *s)
+{
+    return manifest_data_fd(s->m);
+}
+
+uint64_t
+sess_lease_start(const struct sess *s)
+{
+    return s->a;
+}
+
 static void
 terminate_done(struct sess *s)
 {

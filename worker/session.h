@@ -56,6 +56,9 @@ int  sess_lease_append(struct sess *s, uint64_t a, uint64_t b);
 /* Body bytes, in order, at the leased offset. -1 with errno on failure. */
 int  sess_write(struct sess *s, const char *buf, size_t len);
 uint64_t sess_written(const struct sess *s);
+/* The data file and where the lease's bytes start in it (write-back). */
+int      sess_data_fd(const struct sess *s);
+uint64_t sess_lease_start(const struct sess *s);
 /* Make what was written durable now (no answer expected). */
 void sess_checkpoint(struct sess *s);
 /* Body complete: commit it; if that completes the file, publish it.

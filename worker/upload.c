@@ -51,6 +51,7 @@
 #include "worker/session.h"
 #include "worker/syncpool.h"
 #include "worker/upload_part.h"
+#include "worker/writeback.h"
 
 static int  upload_body(struct conn *c, const char *at, size_t len);
 static int  upload_complete(struct conn *c);
@@ -88,6 +89,7 @@ upload_free(struct upload *up, bool discard)
     if (up->sess)
         sess_detach(up->sess);     /* keeps what arrived */
     ckpt_put(up->ckpt);
+    writeback_release(up->wb);
     upload_uncount(up);
     free(up);
 }
@@ -100,6 +102,13 @@ staging_publish_work(struct sync_job *job)
     if (up->has_sha && (digest_sha256_fd(up->fd, up->received, sha) < 0
                         || memcmp(sha, up->sha, 32) != 0)) {
         up->result = SESS_DIGEST_MISMATCH;
+        return;
+    }
+    if (up->wb != NULL && writeback_failed(up->wb)) {
+        /* fsyncgate again: the pages it could not write may be gone. */
+        up->result = STORE_PUBLISH_ERROR;
+        up->result_errno = EIO;
+        snprintf(up->err, sizeof(up->err), "an early write-back failed");
         return;
     }
     if (up->ckpt != NULL && (up->ckpt->failed || up->ckpt->inflight)) {
@@ -271,6 +280,24 @@ write_failed(struct conn *c, int e)
     return -1;
 }
 
+/* `written` bytes of this request's range are in the file: once the
+ * first stretch is complete, start writing them back (worker/writeback.h). */
+static void
+note_written(struct upload *up, uint64_t written)
+{
+    if (written < WRITEBACK_STRETCH)
+        return;
+    if (!up->wb_tried) {
+        up->wb_tried = true;
+        up->wb = up->mode == MODE_SESSION
+               ? writeback_new(up->w, sess_data_fd(up->sess),
+                               sess_lease_start(up->sess))
+               : writeback_new(up->w, up->fd, 0);
+    }
+    if (up->wb != NULL)
+        writeback_note(up->wb, written);
+}
+
 static int
 upload_body(struct conn *c, const char *at, size_t len)
 {
@@ -301,6 +328,7 @@ upload_body(struct conn *c, const char *at, size_t len)
         if (len > 0 && sess_write(up->sess, at, len) < 0)
             return write_failed(c, errno);
         up->received += len;
+        note_written(up, sess_written(up->sess));
         if (sess_written(up->sess) >= up->next_checkpoint) {
             sess_checkpoint(up->sess);
             up->next_checkpoint = sess_written(up->sess) + CHECKPOINT_BYTES;
@@ -322,6 +350,7 @@ upload_body(struct conn *c, const char *at, size_t len)
         len -= (size_t)n;
         up->received += (uint64_t)n;
     }
+    note_written(up, up->received);
     return 0;
 }
 
@@ -437,6 +466,40 @@ late_verify_done(struct sync_job *job)
     upload_finish(up, up->result);
 }
 
+/* The body is complete and no write-back job is in flight: verify,
+ * commit, publish. */
+static void
+complete_settled(void *arg)
+{
+    struct upload *up = arg;
+    if (up->wb != NULL && writeback_failed(up->wb)) {
+        /* (Only after a job came back: upload_complete refuses at once.)
+         * Its pages may be lost with no later sync to say so: keep
+         * nothing this request wrote; the client sends it again. */
+        if (up->sess != NULL) {
+            sess_discard(up->sess);
+            up->sess = NULL;
+        }
+        up->job_pending = false;
+        upload_finish(up, 500);
+        return;
+    }
+    if (up->mode == MODE_SESSION && up->dup_len > 0) {
+        /* Re-sent bytes were dropped, never written: they must be the
+         * bytes already held, or the client is sending another file. */
+        sess_verify(up->sess, up->range_a, up->dup_len, up->dup_crc,
+                    duplicate_checked, up);
+        return;
+    }
+    if (up->mode == MODE_SESSION) {
+        sess_finish(up->sess, session_finished, up);
+        return;
+    }
+    up->job.work = staging_publish_work;
+    up->job.done = staging_publish_done;
+    syncpool_submit_held(up->w->pool, &up->job);
+}
+
 static int
 upload_complete(struct conn *c)
 {
@@ -450,6 +513,18 @@ upload_complete(struct conn *c)
             return -1;
         }
     }
+    if (up->mode == MODE_STAGING && up->expected < 0
+        && ftruncate(up->fd, (off_t)up->received) < 0) {
+        upload_abort(c);
+        conn_reject(c, 500, "cannot size the file");
+        return -1;
+    }
+    if (up->wb != NULL && !writeback_busy(up->wb)
+        && writeback_failed(up->wb)) {
+        upload_abort(c);
+        conn_reject(c, 500, "cannot write the file");
+        return -1;
+    }
     up->job_pending = true;
     if (up->mode == MODE_DISCARD) {
         /* A read, not a publication: straight to the pool, even during
@@ -459,25 +534,12 @@ upload_complete(struct conn *c)
         syncpool_submit(c->w->pool, &up->job);
         return 0;
     }
-    if (up->mode == MODE_SESSION && up->dup_len > 0) {
-        /* Re-sent bytes were dropped, never written: they must be the
-         * bytes already held, or the client is sending another file. */
-        sess_verify(up->sess, up->range_a, up->dup_len, up->dup_crc,
-                    duplicate_checked, up);
-        return 0;
-    }
-    if (up->mode == MODE_SESSION) {
-        sess_finish(up->sess, session_finished, up);
-        return 0;
-    }
-    if (up->expected < 0 && ftruncate(up->fd, (off_t)up->received) < 0) {
-        upload_abort(c);
-        conn_reject(c, 500, "cannot size the file");
-        return -1;
-    }
-    up->job.work = staging_publish_work;
-    up->job.done = staging_publish_done;
-    syncpool_submit_held(c->w->pool, &up->job);
+    /* The last write-back job's outcome decides whether there is
+     * anything to publish; it is at most one stretch of work. */
+    if (up->wb != NULL && writeback_busy(up->wb))
+        writeback_settle(up->wb, complete_settled, up);
+    else
+        complete_settled(up);
     return 0;
 }
 

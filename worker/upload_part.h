@@ -55,6 +55,8 @@ struct upload {
     bool             recheck_mac;
     bool             job_pending;
     struct ckpt_state *ckpt;        /* MODE_STAGING, once checkpointed */
+    struct writeback *wb;           /* once a stretch of the body is in */
+    bool             wb_tried;      /* writeback_new was called */
     bool             opening;       /* sess_open in flight */
     bool             complete_already;   /* published before this request */
     bool             expect_continue;    /* 100 Continue still owed */

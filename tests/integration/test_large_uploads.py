@@ -1,0 +1,68 @@
+"""Large plain PUTs: write-back while the body arrives (worker/writeback.h,
+docs/performance.md "Large uploads") and resuming a large PUT whose
+connection dropped."""
+
+import os
+
+import hfs
+from hfs import Daemon, curl
+from test_resume import assert_staging_clean, poll, start_raw_put, status
+
+MiB = 1 << 20
+
+
+def _same(d, rel, sha):
+    """GET with curl into a file (a large body read in Python is slow)."""
+    out = os.path.join(d.files, "back.bin")
+    g = curl(d.url(rel), out=out)
+    assert g.status == 200, g
+    assert hfs.sha256_file(out) == sha, "%s differs from the source" % rel
+
+
+@hfs.timeout(180)
+def test_large_put_identical_and_written_back():
+    """A 96 MiB PUT with curl is stored byte-identical, and the daemon
+    started the write-back of its completed 8 MiB stretches while the body
+    arrived (hfs_writeback_bytes_total)."""
+    size = 96 * MiB + 12345
+    with Daemon() as d:
+        src, sha = d.make_file(size)
+        before = d.metrics().get("hfs_writeback_bytes_total")
+        r = curl("-T", src, d.put_url("big/one.bin", size))
+        assert r.status == 201, r
+        _same(d, "big/one.bin", sha)
+        wb = d.metrics().get("hfs_writeback_bytes_total") - before
+        # Every whole stretch but the one the body ended in, at least.
+        assert wb >= (size // (8 * MiB) - 1) * 8 * MiB, wb
+        assert wb <= size, wb
+        assert_staging_clean(d)
+
+
+@hfs.timeout(180)
+def test_large_put_dropped_then_resumed():
+    """A 72 MiB PUT whose connection drops after 41 MiB: the status request
+    reports what was kept, and a Content-Range PUT of the rest completes
+    the file byte-identical."""
+    data = hfs.det_bytes(72 * MiB + 3, seed=61)
+    total, sha = len(data), hfs.sha256(data)
+    path = "big/dropped.bin"
+    with Daemon() as d:
+        target = d.put_target(path, total)
+        c = start_raw_put(d, target, total)
+        cut = 41 * MiB + 77
+        c.send(data[:cut])
+        c.close()
+        r = poll(lambda: (lambda r: r if r.status == 200 and
+                          r.header("Upload-Offset") == str(cut) else None)(
+                              status(d, path, total)),
+                 what="Upload-Offset == %d after the drop" % cut,
+                 timeout=30)
+        assert d.get(path).status == 404, "a dropped upload is visible"
+        off = int(r.header("Upload-Offset"))
+        r = d.put_stream(target, data[off:],
+                         [("Content-Range", "bytes %d-%d/%d"
+                           % (off, total - 1, total))], piece=1 << 20,
+                         timeout=60)
+        assert r.status == 201, "resume from %d: %r" % (off, r)
+        _same(d, path, sha)
+        assert_staging_clean(d)
