@@ -120,6 +120,24 @@ read_header(struct sess *s)
     return -1;
 }
 
+int
+sess_remove_dir(struct sess *s, char *err, size_t errlen)
+{
+    s->job_remove_syncs += MANIFEST_REMOVE_SYNCS;
+    return manifest_remove(s->w->staging_fd, s->key, err, errlen);
+}
+
+static int
+create(struct sess *s)
+{
+    int staging = s->w->staging_fd;
+    if (s->adopt_name[0])
+        return manifest_adopt(staging, s->key, &s->hdr, s->adopt_name,
+                              s->adopt_fd, &s->m, s->err, sizeof(s->err));
+    return manifest_create(staging, s->key, &s->hdr, &s->m, s->err,
+                           sizeof(s->err));
+}
+
 static int
 open_or_create(struct sess *s)
 {
@@ -130,17 +148,15 @@ open_or_create(struct sess *s)
             return -1;
         return read_header(s);
     }
-    if (manifest_create(staging, s->key, &s->hdr, &s->m, s->err,
-                        sizeof(s->err)) == 0)
+    if (create(s) == 0)
         return 0;
     if (errno != EEXIST)
         return -1;
     /* Leftovers of a creator that died before activating: we own the
      * claim now, so they are ours to remove. */
-    if (manifest_remove(staging, s->key, s->err, sizeof(s->err)) < 0)
+    if (sess_remove_dir(s, s->err, sizeof(s->err)) < 0)
         return -1;
-    return manifest_create(staging, s->key, &s->hdr, &s->m, s->err,
-                           sizeof(s->err));
+    return create(s);
 }
 
 static void
@@ -173,8 +189,7 @@ job_work(struct sync_job *job)
         if (s->m)
             manifest_append_abort(s->m, "terminated by the client", s->err,
                                   sizeof(s->err));
-        s->job_rc = manifest_remove(s->w->staging_fd, s->key, s->err,
-                                    sizeof(s->err));
+        s->job_rc = sess_remove_dir(s, s->err, sizeof(s->err));
         break;
     case J_NOTIFY:            /* nothing to do off the loop */
     case J_NONE:
@@ -246,6 +261,25 @@ sess_open(struct sess *s, bool create, sess_cb *cb, void *arg)
     sess_submit(s, J_OPEN);
 }
 
+static int take_lease(struct sess *s, uint64_t a, uint64_t b,
+                      struct shm_view *v);
+
+/* The adopted file is the session's data now: lease the whole file, with
+ * what its request wrote counted as written, not yet committed. */
+static void
+adopted(struct sess *s)
+{
+    struct shm_view v;
+    int rc = take_lease(s, 0, s->hdr.size, &v);
+    if (rc != SESS_LEASED) {
+        sess_answer(s, rc == SHM_TABLE_HELD ? 409 : rc);
+        return;
+    }
+    s->written = s->adopt_written;
+    s->crc = s->adopt_crc;
+    sess_answer(s, 0);
+}
+
 static void
 open_done(struct sess *s)
 {
@@ -272,7 +306,48 @@ open_done(struct sess *s)
     if (!s->is_new && s->hdr.size == MANIFEST_SIZE_UNKNOWN
         && sess_view(s, &v) == 0 && v.size != SHM_SIZE_UNKNOWN)
         s->hdr.size = v.size;
+    if (s->adopt_name[0])
+        return adopted(s);
     sess_answer(s, 0);
+}
+
+void
+sess_adopt(struct sess *s, const char *name, int fd, uint64_t written,
+           uint32_t crc, sess_cb *cb, void *arg)
+{
+    struct shm_session ss = {
+        .size = s->hdr.size,
+        .chunk_size = s->hdr.chunk_size,
+        .proto = s->hdr.proto,
+    };
+    struct shm_view v;
+    int64_t now = sess_now();
+
+    s->cb = cb;
+    s->cb_arg = arg;
+    if (strlen(name) >= sizeof(s->adopt_name)) {
+        notify(s, 500);
+        return;
+    }
+    int rc = shm_table_claim(s->w->table, s->key, &ss, now, now + CREATE_S,
+                             &s->ref, &v, s->err, sizeof(s->err));
+    if (rc == SHM_TABLE_OK) {
+        /* Someone else's session for this file: ours stays one-shot. */
+        notify(s, 409);
+        return;
+    }
+    if (rc != SHM_TABLE_NEW) {
+        log_info("session claim: %s", s->err);
+        notify(s, table_status(rc));
+        return;
+    }
+    s->have_ref = true;
+    s->is_new = true;
+    snprintf(s->adopt_name, sizeof(s->adopt_name), "%s", name);
+    s->adopt_fd = fd;
+    s->adopt_written = written;
+    s->adopt_crc = crc;
+    sess_submit(s, J_OPEN);
 }
 
 int
@@ -418,6 +493,17 @@ terminate_done(struct sess *s)
     sess_answer(s, s->job_rc < 0 ? 500 : 204);
 }
 
+/* hfs_session_syncs_total: what the job just done synced. */
+static void
+count_syncs(struct sess *s)
+{
+    uint32_t now = s->m ? manifest_syncs(s->m) : s->syncs_counted;
+    s->w->stats->session_syncs += (now - s->syncs_counted)
+                                  + s->job_remove_syncs;
+    s->syncs_counted = now;
+    s->job_remove_syncs = 0;
+}
+
 static void
 job_done(struct sync_job *job)
 {
@@ -427,6 +513,7 @@ job_done(struct sync_job *job)
     bool detached = s->detached;
 
     s->kind = J_NONE;
+    count_syncs(s);
     switch (kind) {
     case J_OPEN:      open_done(s); break;
     case J_COMMIT:    sess_commit_done(s); break;

@@ -39,6 +39,16 @@ struct sess *sess_new(struct worker *w, const uint8_t key[MANIFEST_KEY_LEN],
  * protocol), 503 (table full), 500. A DONE or DOOMED session answers 0
  * without opening anything: check sess_view. */
 void sess_open(struct sess *s, bool create, sess_cb *cb, void *arg);
+/* A plain PUT that began as a one-shot staging file (no session, so no
+ * manifest syncs) and turned out to need resuming: claims the session,
+ * which must be new, makes staging/<name> (open as fd, which must stay
+ * open until cb) its `data` (manifest_adopt) and
+ * leases [0, size) with the `written` bytes already in it (their CRC-32C
+ * `crc`), to be committed like any others. The staging name is consumed
+ * once cb says 0. cb rc: 0, 409 (the session exists already: the caller
+ * keeps its one-shot file), 503, 507, 500. */
+void sess_adopt(struct sess *s, const char *name, int fd, uint64_t written,
+                uint32_t crc, sess_cb *cb, void *arg);
 /* Look the session up without opening it (status requests): 0 or 404. */
 int  sess_find(struct sess *s, struct shm_view *v);
 /* Snapshot of the shared entry (after sess_open). */

@@ -64,6 +64,15 @@ struct sess {
     uint64_t               new_size;       /* J_SIZE */
     uint64_t               verify_off, verify_len;   /* J_VERIFY */
     uint32_t               verify_crc;
+    /* sess_adopt: the one-shot staging file that becomes `data`, and what
+     * its request had written into it (from offset 0) */
+    char                   adopt_name[64];
+    int                    adopt_fd;       /* the caller's, not ours */
+    uint64_t               adopt_written;
+    uint32_t               adopt_crc;
+    /* hfs_session_syncs_total: the handle's count already added, and
+     * manifest_remove's, which have no handle (pool side, per job) */
+    uint32_t               syncs_counted, job_remove_syncs;
 };
 
 static inline int64_t
@@ -80,6 +89,8 @@ void sess_submit(struct sess *s, enum job_kind kind);
 void sess_answer(struct sess *s, int rc);
 /* Give the lease back to the table, if one is held. */
 void sess_release(struct sess *s);
+/* Pool side: manifest_remove of this session, its sync counted. */
+int  sess_remove_dir(struct sess *s, char *err, size_t errlen);
 
 /* session_publish.c */
 /* Commit what was written since the last commit, if a lease is held, no

@@ -81,7 +81,7 @@ sess_publish_work(struct sess *s)
         s->publish_rc = SESS_DIGEST_MISMATCH;
         manifest_append_abort(s->m, "SHA-256 does not match the client's",
                               err, sizeof(err));
-        manifest_remove(s->w->staging_fd, s->key, err, sizeof(err));
+        sess_remove_dir(s, err, sizeof(err));
         if (s->hdr.concat == MANIFEST_CONCAT_FINAL)
             sess_concat_spend_parts(s, NULL);  /* they made these bytes */
         goto out;
@@ -113,12 +113,12 @@ sess_publish_work(struct sess *s)
             fsync(dfd);
             sess_concat_spend_parts(s, sha);
         } else
-            manifest_remove(s->w->staging_fd, s->key, err, sizeof(err));
+            sess_remove_dir(s, err, sizeof(err));
     } else if (s->publish_rc == STORE_CONFLICT) {
         char err[256];
         manifest_append_abort(s->m, "a different file exists at the path",
                               err, sizeof(err));
-        manifest_remove(s->w->staging_fd, s->key, err, sizeof(err));
+        sess_remove_dir(s, err, sizeof(err));
         if (s->hdr.concat == MANIFEST_CONCAT_FINAL)
             sess_concat_spend_parts(s, NULL);  /* nowhere to go any more */
     }

@@ -4,13 +4,17 @@
  * body is stored: path (400), size (413), signature (403), space (507).
  *
  * Two ways to store a body:
- *  - a resumable session (worker/session.c) for every PUT of known size:
- *    the chunked-header protocol (X-Upload-Session-ID + Content-Range), a
- *    plain PUT (checkpointed every few MiB, so a cut body is resumed with
- *    Content-Range or by simply sending the file again), tus PATCH;
+ *  - a resumable session (worker/session.c): the chunked-header protocol
+ *    (X-Upload-Session-ID + Content-Range), a plain PUT that resumes one
+ *    (Content-Range, or the whole file again after a cut), tus PATCH;
  *  - a one-shot staging file when the size is unknown (chunked transfer
- *    coding), the file is empty, or a file already exists at the path (the
- *    bytes are then compared: 200 if identical, 409 if not).
+ *    coding), the file is empty or below uploads.resumable_min_size, or a
+ *    file already exists at the path (the bytes are then compared: 200 if
+ *    identical, 409 if not);
+ *  - a plain PUT of a whole file with no session yet starts one-shot too
+ *    ("deferred"), and becomes a session only if it must: cut before its
+ *    end (what arrived is kept for a resume) or past its first 8 MiB
+ *    checkpoint (upload_promote, upload_place.c).
  * Completion (fdatasync, link into place, directory fsync) runs on the
  * worker's sync pool; the answer is sent only after it.
  *
@@ -271,6 +275,7 @@ static int
 write_failed(struct conn *c, int e)
 {
     struct upload *up = c->handler_ctx;
+    up->write_error = true;
     log_error("%s: write %s: %s", c->peer, up->rel, strerror(e));
     upload_abort(c);
     if (e == ENOSPC || e == EDQUOT)
@@ -346,11 +351,17 @@ upload_body(struct conn *c, const char *at, size_t len)
             c->w->stats->storage_errors[STATS_STORE_WRITE]++;
             return write_failed(c, e);
         }
+        if (up->deferred)
+            up->body_crc = crc32c(up->body_crc, at, (size_t)n);
         at += n;
         len -= (size_t)n;
         up->received += (uint64_t)n;
     }
     note_written(up, up->received);
+    /* A body this long is worth the session's syncs: from its first
+     * checkpoint on, a crash keeps what a status request reports. */
+    if (up->received >= CHECKPOINT_BYTES && upload_may_promote(up))
+        upload_promote(up);
     return 0;
 }
 
@@ -621,6 +632,13 @@ upload_abort(struct conn *c)
     if (up == NULL)
         return;
     conn_clear_handler(c, up);
+    if (!up->job_pending && !up->opening && upload_may_promote(up)
+        && (up->wb == NULL || !writeback_failed(up->wb))) {
+        /* The body was cut: what arrived is kept for a resume. */
+        up->c = NULL;
+        upload_promote(up);
+        return;
+    }
     if (up->job_pending) {
         up->c = NULL;    /* the job finishes and frees; nobody to answer */
         return;

@@ -55,6 +55,11 @@ struct upload {
     bool             recheck_mac;
     bool             job_pending;
     struct ckpt_state *ckpt;        /* MODE_STAGING, once checkpointed */
+    bool             deferred;      /* a plain PUT in a staging file that
+                                       becomes a session if it must */
+    bool             promoting;     /* sess_adopt in flight, or done */
+    bool             write_error;   /* nothing of it is worth keeping */
+    uint32_t         body_crc;      /* deferred: CRC-32C of [0, received) */
     struct writeback *wb;           /* once a stretch of the body is in */
     bool             wb_tried;      /* writeback_new was called */
     bool             opening;       /* sess_open in flight */
@@ -102,5 +107,12 @@ int  upload_place(struct conn *c, struct upload *up, const char **why,
 bool upload_start_reclaim(struct conn *c, struct upload *up);
 int  upload_send_continue(struct conn *c, struct upload *up);
 bool upload_published_meanwhile(struct upload *up);
+/* A deferred plain PUT turns out to need resuming: make its staging file
+ * a session's data (sess_adopt) and commit what arrived. With the
+ * connection gone (up->c NULL) the upload is freed afterwards, else the
+ * body, paused meanwhile, goes on into the session. */
+void upload_promote(struct upload *up);
+/* Whether a deferred upload may become a session now. */
+bool upload_may_promote(const struct upload *up);
 
 #endif

@@ -188,12 +188,13 @@ opened(struct sess *s, int rc, void *arg)
     lease_range(up);
 }
 
-static int
-begin_session(struct conn *c, struct upload *up)
+/* The session this upload would have: its HEADER, its key. */
+static struct sess *
+session_for(struct upload *up)
 {
     struct manifest_header h;
     uint8_t key[MANIFEST_KEY_LEN];
-    const struct conf *cf = c->w->conf;
+    const struct conf *cf = up->w->conf;
 
     memset(&h, 0, sizeof(h));
     h.proto = up->chunked_proto && up->session_id[0] ? MANIFEST_PROTO_CHUNKED
@@ -213,11 +214,18 @@ begin_session(struct conn *c, struct upload *up)
     }
     manifest_key(up->session_id, strlen(up->session_id), up->rel,
                  up->rel_len, key);
-    up->sess = sess_new(c->w, key, &h);
+    struct sess *s = sess_new(up->w, key, &h);
+    if (s != NULL && up->has_sha)
+        sess_expect_sha256(s, up->sha);
+    return s;
+}
+
+static int
+begin_session(struct conn *c, struct upload *up)
+{
+    up->sess = session_for(up);
     if (up->sess == NULL)
         return 503;
-    if (up->has_sha)
-        sess_expect_sha256(up->sess, up->sha);
     up->mode = MODE_SESSION;
     /* Claiming may create a manifest (fsync): off the loop, with the
      * parser paused until we know where the body goes. */
@@ -225,6 +233,89 @@ begin_session(struct conn *c, struct upload *up)
     up->opening = true;
     sess_open(up->sess, true, opened, up);
     return 0;
+}
+
+/* A whole file by plain PUT with no session yet: it goes to a one-shot
+ * staging file and becomes a session only if it must (upload_promote), so
+ * the usual PUT that completes in one request pays for no manifest and no
+ * session directory (docs/recovery.md, "Deferred create"). A PUT for
+ * which a session exists (a re-send after a cut) resumes that one. */
+static bool
+defer_session(struct upload *up)
+{
+    if (up->chunked_proto || up->w->table == NULL)
+        return false;
+    struct sess *s = session_for(up);
+    struct shm_view v;
+    bool none = s != NULL && sess_find(s, &v) == 404;
+    sess_free(s);
+    return none;
+}
+
+bool
+upload_may_promote(const struct upload *up)
+{
+    /* An earlier checkpoint's sync shares the file's description: once it
+     * failed (or while it runs) a later sync may say 0 over lost pages. */
+    return up->deferred && !up->promoting && !up->write_error
+        && up->received > 0 && (int64_t)up->received < up->total
+        && (up->ckpt == NULL || (!up->ckpt->failed && !up->ckpt->inflight));
+}
+
+static void
+promoted(struct sess *s, int rc, void *arg)
+{
+    struct upload *up = arg;
+    struct conn *c = up->c;
+    (void)s;
+    up->opening = false;
+    if (rc == 0) {
+        /* The staging name is the session's `data` now. */
+        up->staging[0] = '\0';
+        up->deferred = false;
+        up->mode = MODE_SESSION;
+        close(up->fd);
+        up->fd = -1;
+        sess_checkpoint(up->sess);      /* commit what arrived, now */
+        up->next_checkpoint = (up->received / CHECKPOINT_BYTES + 1)
+                              * CHECKPOINT_BYTES;
+    } else {
+        if (rc != 409)
+            log_warn("%s: cannot keep the upload as a session (%d)",
+                     up->rel, rc);
+        sess_free(up->sess);
+        up->sess = NULL;
+    }
+    if (c == NULL || !conn_alive(c)) {
+        upload_free(up, true);          /* a session keeps what arrived */
+        return;
+    }
+    if (rc != 0 && rc != 409) {
+        conn_clear_handler(c, up);
+        upload_free(up, true);
+        conn_reject(c, rc == 507 ? 507 : 503, rc == 507
+                    ? "not enough free space on the server"
+                    : "cannot keep the upload resumable; retry shortly");
+        return;
+    }
+    resume_body(up);                    /* 409: another session; one-shot */
+}
+
+void
+upload_promote(struct upload *up)
+{
+    up->promoting = true;
+    up->sess = session_for(up);
+    if (up->sess == NULL) {             /* out of memory: stays one-shot */
+        if (up->c == NULL)
+            upload_free(up, true);
+        return;
+    }
+    if (up->c != NULL)
+        conn_pause_body(up->c);
+    up->opening = true;                 /* upload_abort leaves the free to us */
+    sess_adopt(up->sess, up->staging, up->fd, up->received, up->body_crc,
+               promoted, up);
 }
 
 /* Where the body goes: 0 when placed (*async: a session is being opened and
@@ -259,6 +350,10 @@ upload_place(struct conn *c, struct upload *up, const char **why, bool *async)
         && (up->chunked_proto
             || (c->w->conf->resumable_uploads
                 && (uint64_t)up->total >= c->w->conf->resumable_min_size))) {
+        if (defer_session(up)) {
+            up->deferred = true;
+            return open_staging(up, why);
+        }
         if (begin_session(c, up) != 0) {
             *why = "out of memory";
             return 503;

@@ -123,6 +123,15 @@ void manifest_key_hex(const uint8_t key[MANIFEST_KEY_LEN],
 int  manifest_create(int staging_fd, const uint8_t key[MANIFEST_KEY_LEN],
                      const struct manifest_header *h, struct manifest **m_r,
                      char *err, size_t errlen);
+/* Like manifest_create, but the session's `data` is the existing file
+ * staging/<staging_name>, open as `fd` (a one-shot upload that turned out
+ * to need resuming): linked into the new directory, which is made durable
+ * as above, then the staging name is removed; the handle's data
+ * descriptor is a dup of fd. Its bytes are not synced here:
+ * manifest_append_chunks does that before any record vouches for them. */
+int  manifest_adopt(int staging_fd, const uint8_t key[MANIFEST_KEY_LEN],
+                    const struct manifest_header *h, const char *staging_name,
+                    int fd, struct manifest **m_r, char *err, size_t errlen);
 /* Opens an existing session for appending and reading. ENOENT if the
  * manifest or the data file is missing; the latter means store_publish
  * consumed the data (published before COMPLETE was written): remove it. */
@@ -131,6 +140,11 @@ int  manifest_open(int staging_fd, const uint8_t key[MANIFEST_KEY_LEN],
 void manifest_close(struct manifest *m);
 /* The data file, for pwrite at chunk offsets (never over a held range). */
 int  manifest_data_fd(const struct manifest *m);
+
+/* fsyncs and fdatasyncs made through this handle so far (/metrics). */
+uint32_t manifest_syncs(const struct manifest *m);
+/* manifest_remove makes one: the fan-out directory's. */
+#define MANIFEST_REMOVE_SYNCS 1
 
 /* Makes chunks durable: fdatasync(data), one write of n CHUNK records,
  * fdatasync(manifest). Only after it returns 0 may the ranges be reported

@@ -130,6 +130,13 @@ manifest_data_fd(const struct manifest *m)
 }
 
 
+uint32_t
+manifest_syncs(const struct manifest *m)
+{
+    return m->syncs;
+}
+
+
 int
 manifest_open(int staging_fd, const uint8_t key[MANIFEST_KEY_LEN],
               struct manifest **m_r, char *err, size_t errlen)
@@ -178,10 +185,19 @@ open_fan(int staging_fd, const char *fan, char *err, size_t errlen)
 }
 
 
-/* Files of a fresh session; the caller syncs the directories. */
+/* What manifest_adopt hands over: a staging file and its descriptor. */
+struct adopt {
+    const char *name;
+    int         fd;
+};
+
+/* Files of a fresh session; the caller syncs the directories. `adopt`:
+ * its staging file becomes `data` (a second name, linked), else a new
+ * file is made. */
 static int
 create_files(struct manifest *m, const struct manifest_header *h,
-             char *err, size_t errlen)
+             int staging_fd, const struct adopt *adopt, char *err,
+             size_t errlen)
 {
     struct rec_src s = { .type = MANIFEST_HEADER, .header = h };
     unsigned char  buf[REC_MAX];
@@ -191,13 +207,22 @@ create_files(struct manifest *m, const struct manifest_header *h,
     if ((len = manifest_record_encode(buf, sizeof(buf), &s, 0)) == 0)
         return manifest_fail(err, errlen, EINVAL, "manifest %.8s: header "
                              "field too long", m->hex);
-    m->datafd = openat(m->dfd, "data", flags, 0600);
+    if (adopt != NULL
+        && linkat(staging_fd, adopt->name, m->dfd, "data", 0) < 0)
+        return manifest_fail(err, errlen, errno, "manifest %.8s: link %s as "
+                             "data: %s", m->hex, adopt->name, strerror(errno));
+    /* An adopted file keeps its open file description: a write-back error
+     * already reported to it must not be missed by our fdatasync, and one
+     * not yet reported still will be. */
+    m->datafd = adopt ? fcntl(adopt->fd, F_DUPFD_CLOEXEC, 0)
+                      : openat(m->dfd, "data", flags, 0600);
     if (m->datafd < 0)
         return manifest_fail(err, errlen, errno, "manifest %.8s: create data: "
                              "%s", m->hex, strerror(errno));
     /* Reserve the space now so a full disk is a 507 at creation rather
-     * than a failure halfway through; fine to lack on some filesystems. */
-    if (h->size != MANIFEST_SIZE_UNKNOWN && h->size > 0
+     * than a failure halfway through; fine to lack on some filesystems.
+     * (An adopted file had its space reserved when it was made.) */
+    if (adopt == NULL && h->size != MANIFEST_SIZE_UNKNOWN && h->size > 0
         && fallocate(m->datafd, 0, 0, (off_t)h->size) < 0
         && errno != EOPNOTSUPP)
         return manifest_fail(err, errlen, errno, "manifest %.8s: fallocate "
@@ -207,6 +232,7 @@ create_files(struct manifest *m, const struct manifest_header *h,
     if (m->fd < 0)
         return manifest_fail(err, errlen, errno, "manifest %.8s: create: %s",
                              m->hex, strerror(errno));
+    m->syncs++;
     if (manifest_pwrite_all(m->fd, buf, len, 0) < 0
         || SYNC_AT("manifest_header", fdatasync(m->fd)) < 0)
         return manifest_fail(err, errlen, errno, "manifest %.8s: write "
@@ -217,10 +243,10 @@ create_files(struct manifest *m, const struct manifest_header *h,
 }
 
 
-int
-manifest_create(int staging_fd, const uint8_t key[MANIFEST_KEY_LEN],
-                const struct manifest_header *h, struct manifest **m_r,
-                char *err, size_t errlen)
+static int
+create(int staging_fd, const uint8_t key[MANIFEST_KEY_LEN],
+       const struct manifest_header *h, const struct adopt *adopt,
+       struct manifest **m_r, char *err, size_t errlen)
 {
     char             fan[3], hex[MANIFEST_KEY_HEXLEN + 1];
     struct manifest *m;
@@ -246,11 +272,12 @@ manifest_create(int staging_fd, const uint8_t key[MANIFEST_KEY_LEN],
                       strerror(errno));
         goto fail_dir;
     }
-    if (create_files(m, h, err, errlen) < 0)
+    if (create_files(m, h, staging_fd, adopt, err, errlen) < 0)
         goto fail_dir;
     /* Directory entries for data and manifest, the session directory and
      * the fan-out directory (another creator may have made it and not yet
      * synced staging): without these a synced HEADER can vanish. */
+    m->syncs += 3;
     if (SYNC_AT("manifest_session_dir", fsync(m->dfd)) < 0
         || SYNC_AT("manifest_fan_dir", fsync(fanfd)) < 0
         || SYNC_AT("manifest_staging_dir", fsync(staging_fd)) < 0) {
@@ -273,6 +300,30 @@ fail_fan:
     manifest_close(m);
     errno = saved;
     return -1;
+}
+
+
+int
+manifest_create(int staging_fd, const uint8_t key[MANIFEST_KEY_LEN],
+                const struct manifest_header *h, struct manifest **m_r,
+                char *err, size_t errlen)
+{
+    return create(staging_fd, key, h, NULL, m_r, err, errlen);
+}
+
+
+int
+manifest_adopt(int staging_fd, const uint8_t key[MANIFEST_KEY_LEN],
+               const struct manifest_header *h, const char *staging_name,
+               int fd, struct manifest **m_r, char *err, size_t errlen)
+{
+    struct adopt a = { staging_name, fd };
+    if (create(staging_fd, key, h, &a, m_r, err, errlen) < 0)
+        return -1;
+    /* Not synced: a staging name that comes back after a crash is removed
+     * at the next start (master/recover.c), which leaves `data` alone. */
+    (void)unlinkat(staging_fd, staging_name, 0);
+    return 0;
 }
 
 

@@ -13,6 +13,7 @@ struct manifest {
     uint64_t valid_end;                 /* records up to here were checked */
     uint32_t records;                   /* ... and there are this many */
     int      failed;                    /* a write or sync failed: no more */
+    uint32_t syncs;                     /* fsyncs/fdatasyncs made through it */
     char     hex[MANIFEST_KEY_HEXLEN + 1];
 };
 

@@ -66,3 +66,44 @@ def test_large_put_dropped_then_resumed():
         assert r.status == 201, "resume from %d: %r" % (off, r)
         _same(d, path, sha)
         assert_staging_clean(d)
+
+
+def _syncs(d):
+    return d.metrics().get("hfs_session_syncs_total")
+
+
+@hfs.timeout(60)
+def test_one_request_put_makes_no_session_syncs():
+    """A plain PUT that completes in one request pays for no session: no
+    manifest, no session directory, no sync of theirs
+    (hfs_session_syncs_total), whether it is above
+    uploads.resumable_min_size (1 MiB) or that is 0 (4 KiB). A cut one
+    does become a session, and resumes."""
+    for limit, size in ((None, MiB + 5), (0, 4096)):
+        kw = {} if limit is None else {"uploads.resumable_min_size": limit}
+        with Daemon(**kw) as d:
+            data = hfs.det_bytes(size, seed=size)
+            before = _syncs(d)
+            r = d.put("one/%d.bin" % size, data)
+            assert r.status == 201, r
+            assert _syncs(d) == before, \
+                "%d-byte PUT made %d session syncs" % (size,
+                                                       _syncs(d) - before)
+            assert_staging_clean(d)
+    with Daemon() as d:
+        data = hfs.det_bytes(MiB + 5, seed=62)
+        total, path = len(data), "one/cut.bin"
+        c = start_raw_put(d, d.put_target(path, total), total)
+        cut = 600 * 1024 + 1
+        c.send(data[:cut])
+        c.close()
+        poll(lambda: status(d, path, total).header("Upload-Offset")
+             == str(cut), what="Upload-Offset == %d after the cut" % cut)
+        # Created, and the cut's bytes committed: HEADER, three directory
+        # syncs, the data and the CHUNK record.
+        assert _syncs(d) >= 6, _syncs(d)
+        r = d.put(path, data)
+        assert r.status == 201, "whole file again after the cut: %r" % r
+        g = d.get(path)
+        assert g.status == 200 and g.body == data, g
+        assert_staging_clean(d)
