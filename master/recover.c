@@ -70,6 +70,12 @@ recover_one(const uint8_t key[MANIFEST_KEY_LEN], void *arg)
         .done_keep = SHM_DONE_KEEP_S, .flags = MANIFEST_TRUNCATE,
     };
 
+    /* Under storage.sync = "off" a record may have reached the disk
+     * without the bytes it describes: re-read every chunk, so a held
+     * range is never zeros (the client re-sends a dropped one). */
+    if (r->m->conf.sync_mode == CONF_SYNC_OFF)
+        lim.flags |= MANIFEST_VERIFY;
+
     manifest_key_hex(key, hex);
     if (resume_session(r->m->staging_fd, key, &lim, &rs, err,
                        sizeof(err)) < 0) {

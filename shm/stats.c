@@ -213,6 +213,14 @@ stats_render(const struct stats *s, char *buf, size_t len)
         emit(&o, "hfs_storage_errors_total{op=\"%s\"} %llu\n",
              (const char *[]){ "write", "commit", "publish" }[i],
              (unsigned long long)s->storage_errors[i]);
+    emit(&o, "# HELP hfs_syncs_total fsync and fdatasync calls made for "
+             "uploads, of file data and of directories.\n"
+             "# TYPE hfs_syncs_total counter\n"
+             "hfs_syncs_total{kind=\"data\"} %llu\n"
+             "hfs_syncs_total{kind=\"dir\"} %llu\n",
+         (unsigned long long)s->syncs_data,
+         (unsigned long long)s->syncs_dir);
+    COUNTER("hfs_sync_batches_total", "Group commits of storage.sync = batch.", s->sync_batches);
     GAUGE("hfs_config_generation", "Configuration generation (1 at start, +1 per successful reload).", s->config_generation);
     GAUGE("hfs_last_reload_success", "1 if the last reload succeeded.", s->last_reload_ok);
     GAUGE("hfs_last_reload_timestamp_seconds", "Unix time of the last reload attempt.", s->last_reload_time);

@@ -45,6 +45,9 @@ struct stats {
     _Atomic int       last_reload_ok;
     _Atomic int64_t   start_time;
     _Atomic uint64_t  storage_errors[STATS_STORE_OPS];
+    /* Syncs made by workers (lib/util/syncsite.h), and group commits of
+     * storage.sync = "batch" (worker/commit.c). */
+    _Atomic uint64_t  syncs_data, syncs_dir, sync_batches;
     struct stats_slot slots[STATS_SLOTS];
     /* Workers the master reaped whose session-table leases and claims are
      * still to be released (shm_table_forget_pid). That takes entry locks,

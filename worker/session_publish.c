@@ -20,6 +20,7 @@
 
 #include "lib/conf/conf.h"
 #include "lib/store/publish.h"
+#include "lib/util/syncsite.h"
 #include "lib/util/crc32c.h"
 #include "lib/util/digest.h"
 #include "lib/util/log.h"
@@ -110,7 +111,7 @@ sess_publish_work(struct sess *s)
                             | O_CLOEXEC, 0600);
             if (fd >= 0)
                 close(fd);
-            fsync(dfd);
+            SYNC_AT("concat_final_dir", fsync(dfd));
             sess_concat_spend_parts(s, sha);
         } else
             sess_remove_dir(s, err, sizeof(err));

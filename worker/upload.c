@@ -44,6 +44,7 @@
 #include "lib/store/manifest.h"
 #include "lib/store/path.h"
 #include "lib/store/publish.h"
+#include "lib/util/syncsite.h"
 #include "lib/store/retry.h"
 #include "lib/util/crc32c.h"
 #include "lib/util/decimal.h"
@@ -575,7 +576,7 @@ static void
 checkpoint_work(struct sync_job *job)
 {
     struct checkpoint *cp = (struct checkpoint *)job;
-    cp->result = fdatasync(cp->fd);
+    cp->result = SYNC_AT("upload_checkpoint", fdatasync(cp->fd));
     if (cp->result < 0)
         cp->st->failed = 1;
     cp->st->inflight--;

@@ -20,6 +20,7 @@
 
 #include "lib/auth/auth.h"
 #include "lib/conf/conf.h"
+#include "lib/util/syncsite.h"
 #include "lib/util/linesink.h"
 #include "lib/util/log.h"
 #include "shm/stats.h"
@@ -261,6 +262,9 @@ worker_run(const struct worker_init *init)
     w.generation = init->generation;
     w.alog = init->alog;
     conn_memory_init();
+    /* Before the pool's threads: they read it. */
+    sync_sites_setup(w.conf->sync_mode == CONF_SYNC_OFF, &w.stats->syncs_data,
+                     &w.stats->syncs_dir);
     if (prepare_keys(&w) < 0
         || (w.loop = loop_create()) == NULL
         || (w.pool = syncpool_create(w.loop, SYNC_THREADS)) == NULL

@@ -290,6 +290,10 @@ static const struct key storage_keys[] = {
     /* min: the owner bits the daemon itself needs */
     { "file_mode",       conf_set_mode, F(file_mode),       0600, 0 },
     { "dir_mode",        conf_set_mode, F(dir_mode),        0700, 0 },
+    { "sync",            conf_set_sync, F(sync_mode),       0, 0 },
+    /* a wait longer than a disk flush only adds latency */
+    { "sync_window_ms",  conf_set_int,  F(sync_window_ms),  0, 100 },
+    { "sync_batch_max",  conf_set_int,  F(sync_batch_max),  1, 1024 },
     { NULL, NULL, 0, 0, 0, 0 }
 };
 
@@ -507,6 +511,9 @@ conf_defaults(struct conf *c)
     c->min_free_bytes = 64ULL << 20;
     c->file_mode = 0644;
     c->dir_mode = 0755;
+    c->sync_mode = CONF_SYNC_ALWAYS;
+    c->sync_window_ms = 2;
+    c->sync_batch_max = 64;
     c->token_max_lifetime = 86400;
     snprintf(c->cors_origins[0], sizeof(c->cors_origins[0]), "*");
     c->ncors_origins = 1;

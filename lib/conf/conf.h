@@ -27,6 +27,13 @@ struct conf_secret {
     size_t        len;
 };
 
+/* storage.sync: when a 201 is sent (docs/recovery.md, "Sync modes"). */
+enum conf_sync {
+    CONF_SYNC_ALWAYS,   /* each upload synced on its own before its answer */
+    CONF_SYNC_BATCH,    /* uploads finishing together share their syncs */
+    CONF_SYNC_OFF,      /* no sync at all: 201 means "in the page cache" */
+};
+
 struct conf {
     char     source[CONF_PATH_MAX];     /* file it came from, for messages */
 
@@ -49,6 +56,9 @@ struct conf {
     uint64_t min_free_bytes;            /* refuse (507) below this much free */
     unsigned file_mode;                 /* published files (fchmod) */
     unsigned dir_mode;                  /* directories made in storage_dir */
+    int      sync_mode;                 /* enum conf_sync */
+    int      sync_window_ms;            /* batch: longest wait for company */
+    int      sync_batch_max;            /* batch: uploads per group commit */
 
     /* security */
     struct conf_secret secrets[CONF_MAX_SECRETS];

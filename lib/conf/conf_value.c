@@ -302,6 +302,23 @@ conf_set_level(struct ld *ld, const config_setting_t *s, const struct key *k)
     return 0;
 }
 
+int
+conf_set_sync(struct ld *ld, const config_setting_t *s, const struct key *k)
+{
+    static const char *const names[] = { "always", "batch", "off" };
+    const char *v = NULL;
+
+    (void)k;
+    if (get_string(ld, s, 16, 1, &v) < 0)
+        return -1;
+    for (int i = 0; i < 3; i++)
+        if (strcmp(v, names[i]) == 0) {
+            ld->c->sync_mode = i;   /* the order of enum conf_sync */
+            return 0;
+        }
+    return conf_fail(ld, s, "unknown mode \"%s\" (always, batch, off)", v);
+}
+
 /* A file or directory mode as an octal string ("0640"). An integer is
  * refused: libconfig reads 0640 as decimal 640, a mode nobody meant. k->min
  * holds the owner bits the daemon itself needs (rw for files, rwx for

@@ -10,7 +10,8 @@
 
 setter_fn conf_set_int, conf_set_bool, conf_set_size, conf_set_dur,
           conf_set_str, conf_set_prefix, conf_set_shm, conf_set_target,
-          conf_set_level, conf_set_mode, conf_set_access_log;
+          conf_set_level, conf_set_mode, conf_set_access_log,
+          conf_set_sync;
 setter_fn conf_set_listen, conf_set_secrets, conf_set_secret_files,
           conf_set_origins;
 

@@ -113,6 +113,9 @@ test_defaults(void)
     CU_ASSERT_STRING_EQUAL(c.tls_key, "");
     CU_ASSERT_STRING_EQUAL(c.log_target, "stderr");
     CU_ASSERT_EQUAL(c.log_level, LOG_LVL_INFO);
+    CU_ASSERT_EQUAL(c.sync_mode, CONF_SYNC_ALWAYS);
+    CU_ASSERT_EQUAL(c.sync_window_ms, 2);
+    CU_ASSERT_EQUAL(c.sync_batch_max, 64);
 
     /* A file with only a secret is the defaults plus that secret. */
     CU_ASSERT_EQUAL_FATAL(load(SEC), 0);
@@ -283,6 +286,36 @@ test_wrong_type(void)
                "t.conf:2: logging.level: ", "unknown level");
     expect_err(SEC "logging: { target = \"sylog\"; };\n",
                "t.conf:2: logging.target: ", "syslog");
+}
+
+static void
+test_sync_mode(void)
+{
+    CU_ASSERT_EQUAL_FATAL(load(SEC "storage: { sync = \"batch\"; "
+                               "sync_window_ms = 0; sync_batch_max = 1024; };\n"),
+                          0);
+    CU_ASSERT_EQUAL(c.sync_mode, CONF_SYNC_BATCH);
+    CU_ASSERT_EQUAL(c.sync_window_ms, 0);
+    CU_ASSERT_EQUAL(c.sync_batch_max, 1024);
+    CU_ASSERT_EQUAL_FATAL(load(SEC "storage: { sync = \"off\"; };\n"), 0);
+    CU_ASSERT_EQUAL(c.sync_mode, CONF_SYNC_OFF);
+    CU_ASSERT_EQUAL_FATAL(load(SEC "storage: { sync = \"always\"; };\n"), 0);
+    CU_ASSERT_EQUAL(c.sync_mode, CONF_SYNC_ALWAYS);
+    expect_err(SEC "storage: {\n sync = \"sometimes\"; };\n",
+               "t.conf:3: storage.sync: ", "unknown mode \"sometimes\" "
+               "(always, batch, off)");
+    expect_err(SEC "storage: { sync = \"Always\"; };\n",
+               "t.conf:2: storage.sync: ", "unknown mode");
+    expect_err(SEC "storage: { sync = true; };\n",
+               "t.conf:2: storage.sync: ", "expected a string");
+    expect_err(SEC "storage: { sync_window_ms = 101; };\n",
+               "t.conf:2: storage.sync_window_ms: ", "");
+    expect_err(SEC "storage: { sync_window_ms = -1; };\n",
+               "t.conf:2: storage.sync_window_ms: ", "");
+    expect_err(SEC "storage: { sync_batch_max = 0; };\n",
+               "t.conf:2: storage.sync_batch_max: ", "");
+    expect_err(SEC "storage: { sync_batch_max = 1025; };\n",
+               "t.conf:2: storage.sync_batch_max: ", "");
 }
 
 static void
@@ -913,6 +946,7 @@ static CU_TestInfo tests[] = {
     { "full file round-trips every field", test_full_roundtrip },
     { "unknown group and key", test_unknown },
     { "wrong types", test_wrong_type },
+    { "storage.sync", test_sync_mode },
     { "sizes", test_sizes },
     { "size units of the seed", test_size_units },
     { "libconfig int wrap refused", test_int_wrap },
