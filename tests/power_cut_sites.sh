@@ -12,11 +12,11 @@ cd "$(dirname "$0")/.."
 bin=${1:?usage: power_cut_sites.sh BINARY}
 export HFS_BIN="$PWD/$bin"
 sites=(publish_data publish_parent_dir publish_dir publish_existing_dir
-       publish_staging_dir manifest_header manifest_session_dir
+       manifest_header manifest_session_dir
        manifest_fan_dir manifest_staging_dir manifest_chunk_data
        manifest_record manifest_remove_dir manifest_truncate probe_dir)
 # See docs/recovery.md, "Which syncs the power-cut test needs".
-EXPECT_MISSED=" publish_existing_dir publish_staging_dir manifest_remove_dir manifest_truncate probe_dir "
+EXPECT_MISSED=" publish_existing_dir manifest_remove_dir manifest_truncate probe_dir "
 tests=test_cut_after_ack,test_power_cut_torture
 run() {
   ONLY_TEST=$tests HFS_POWER_CUTS=${HFS_POWER_CUTS:-12} \

@@ -194,16 +194,16 @@ judge_existing(int dfd, const char *leaf, int data_fd, char *err,
 }
 
 /* After success only: the file is published whatever happens here, so a
- * failure is a warning in err, never an error result. */
+ * failure is a warning in err, never an error result. Not synced: a name
+ * that a power cut brings back is a second link to a published file,
+ * which the start removes (every one-shot "up-*" name; a session's `data`
+ * goes with its directory, whose manifest says COMPLETE or holds every
+ * byte). No client was told anything about the staging name. */
 static void
 drop_staging(int staging_fd, const char *name, char *err, size_t errlen)
 {
     if (unlinkat(staging_fd, name, 0) < 0)
         fail(err, errlen, "warning: unlink of staging name");
-    /* Without this a power cut can bring the staging name back, and
-     * recovery would see a second, unfinished-looking copy of the file. */
-    else if (SYNC_AT("publish_staging_dir", fsync(staging_fd)) < 0)
-        fail(err, errlen, "warning: fsync of staging directory");
 }
 
 /* fsync of the new entry failed: take the name back so that nothing is

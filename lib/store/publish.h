@@ -47,7 +47,9 @@ pid_t store_staging_owner(const char *name);
 /* Publish the staging file staging_name (in staging_fd, whose open fd is
  * data_fd) at rel below root_fd, creating missing directories. rel must be
  * a store_path_decode result; root_fd and staging_fd must be O_RDONLY
- * directory fds (they are fsynced). The file gets modes->file before its
+ * directory fds (root_fd and the directories below it are fsynced; the
+ * staging directory is not: a staging name back after a power cut is
+ * recovery's to remove). The file gets modes->file before its
  * name appears (also on CONFLICT and ERROR: it is still ours then);
  * directories made on the way get modes->dir. An existing file
  * (IDENTICAL_EXISTS) keeps its mode.
