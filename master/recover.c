@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "lib/store/manifest.h"
+#include "lib/store/owner.h"
 #include "lib/store/publish.h"
 #include "lib/store/resume.h"
 #include "lib/util/log.h"
@@ -28,7 +29,7 @@
 struct recovery {
     struct master *m;
     int64_t        now;
-    int            restored, removed, broken;
+    int            restored, removed, broken, elsewhere;
 };
 
 /* Puts a session the manifest says is resumable back into the table. */
@@ -59,8 +60,47 @@ restore(struct recovery *r, const uint8_t key[MANIFEST_KEY_LEN],
     r->restored++;
 }
 
+static int recover_owned(const uint8_t key[MANIFEST_KEY_LEN], void *arg);
+
+/* In a cluster (docs/cluster.md) a session another node owns is not ours
+ * to replay, cut, restore or remove: a node restarted after its sessions
+ * were taken over must not resurrect them. The lock is let go afterwards;
+ * the first request on a restored session takes it again. */
 static int
 recover_one(const uint8_t key[MANIFEST_KEY_LEN], void *arg)
+{
+    struct recovery *r = arg;
+    struct owner *o;
+    char err[256], hex[MANIFEST_KEY_HEXLEN + 1];
+
+    if (r->m->conf.node_id[0] == '\0')
+        return recover_owned(key, arg);
+    manifest_key_hex(key, hex);
+    switch (owner_acquire(r->m->staging_fd, key, r->m->conf.node_id, &o, err,
+                          sizeof(err))) {
+    case OWNER_OTHER:
+        log_debug("recovery: session %.16s: %s; left to it", hex, err);
+        r->elsewhere++;
+        return 0;
+    case OWNER_ERROR:
+        log_warn("recovery: session %.16s: %s; left alone", hex, err);
+        r->broken++;
+        return 0;
+    default:
+        break;
+    }
+    int removed = r->removed;
+    recover_owned(key, arg);
+    owner_ready(o);
+    if (r->removed > removed)
+        owner_remove(o);
+    else
+        owner_release(o);
+    return 0;
+}
+
+static int
+recover_owned(const uint8_t key[MANIFEST_KEY_LEN], void *arg)
 {
     struct recovery *r = arg;
     static struct resume rs;             /* large */
@@ -177,5 +217,8 @@ master_recover(struct master *m, char *err, size_t errlen)
         return -1;
     log_info("recovery: %d session(s) resumable, %d removed%s", r.restored,
              r.removed, r.broken ? ", some corrupt (see above)" : "");
+    if (r.elsewhere > 0)
+        log_info("recovery: %d session(s) owned by other cluster nodes, "
+                 "left to them", r.elsewhere);
     return 0;
 }

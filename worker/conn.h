@@ -91,6 +91,9 @@ struct worker {
     bool                forget_running;     /* sess_forget_dead's job */
     struct loop_io      reaped_io;      /* master: a worker was reaped */
     struct linesink   *alog;           /* NULL: logging.access_log off */
+    struct sess_owners *owners;        /* cluster: the owner locks this
+                                          worker holds (session_owner.c);
+                                          NULL without a cluster section */
     /* Picks and starts the handler of a request whose head is parsed
      * (router.c, wired by worker.c): 0 = read the body, -1 = answered. */
     int               (*route)(struct conn *c, struct http_request *req);

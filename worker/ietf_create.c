@@ -271,6 +271,7 @@ created(struct sess *s, int rc, void *arg)
         return;
     if (rc != 0) {
         ietf_fail(t, rc, true, "%s", rc == 507 ? "not enough free space"
+                  : rc == 503 && sess_elsewhere(s) ? sess_error(s)
                   : rc == 503 ? "too many upload sessions; retry shortly"
                   : "cannot create the upload session");
         return;

@@ -166,6 +166,9 @@ job_work(struct sync_job *job)
 
     s->job_rc = 0;
     switch (s->kind) {
+    case J_OWN:
+        s->job_rc = sess_own_work(s);
+        break;
     case J_OPEN:
         s->job_rc = open_or_create(s);
         s->job_errno = errno;
@@ -186,10 +189,19 @@ job_work(struct sync_job *job)
         sess_concat_work(s);
         break;
     case J_TERMINATE:
+        /* Only the owner removes a session (docs/cluster.md). */
+        if (sess_own_needed(s) && (s->job_rc = sess_own_work(s)) != 0) {
+            s->job_errno = s->job_rc == 503 ? ESTALE : EIO;
+            s->job_rc = -1;
+            break;
+        }
         if (s->m)
             manifest_append_abort(s->m, "terminated by the client", s->err,
                                   sizeof(s->err));
         s->job_rc = sess_remove_dir(s, s->err, sizeof(s->err));
+        s->job_errno = errno;
+        if (s->job_rc == 0)
+            sess_owner_drop(s->w, s->key, true);
         break;
     case J_NOTIFY:            /* nothing to do off the loop */
     case J_NONE:
@@ -239,6 +251,14 @@ sess_open(struct sess *s, bool create, sess_cb *cb, void *arg)
 
     s->cb = cb;
     s->cb_arg = arg;
+    if (sess_own_needed(s) && !s->owned) {
+        /* A cluster node first makes the session its own (on the pool:
+         * the lock and a takeover wait for the shared volume); own_done
+         * comes back here. */
+        s->create = create;
+        sess_submit(s, J_OWN);
+        return;
+    }
     if (create)
         rc = shm_table_claim(t, s->key, &ss, now, now + CREATE_S, &s->ref,
                              &v, s->err, sizeof(s->err));
@@ -278,6 +298,19 @@ adopted(struct sess *s)
     s->written = s->adopt_written;
     s->crc = s->adopt_crc;
     sess_answer(s, 0);
+}
+
+static void
+own_done(struct sess *s)
+{
+    if (s->job_rc != 0) {
+        if (s->job_rc != 404)
+            log_info("session %s: %s", s->hdr.path, s->err);
+        sess_answer(s, s->job_rc);
+        return;
+    }
+    s->owned = true;
+    sess_open(s, s->create, s->cb, s->cb_arg);
 }
 
 static void
@@ -490,7 +523,7 @@ terminate_done(struct sess *s)
     if (s->have_ref)
         shm_table_remove(s->w->table, s->ref, err, sizeof(err));
     s->have_ref = false;
-    sess_answer(s, s->job_rc < 0 ? 500 : 204);
+    sess_answer(s, s->job_rc == 0 ? 204 : s->job_errno == ESTALE ? 503 : 500);
 }
 
 /* hfs_session_syncs_total: what the job just done synced. */
@@ -515,6 +548,7 @@ job_done(struct sync_job *job)
     s->kind = J_NONE;
     count_syncs(s);
     switch (kind) {
+    case J_OWN:       own_done(s); break;
     case J_OPEN:      open_done(s); break;
     case J_COMMIT:    sess_commit_done(s); break;
     case J_PUBLISH:   sess_publish_done(s); break;

@@ -110,11 +110,20 @@ void sess_expect_sha256(struct sess *s, const uint8_t sha[32]);
 void sess_concat(struct sess *s, sess_cb *cb, void *arg);
 /* The last failure's text (for the answer's body). */
 const char *sess_error(const struct sess *s);
+/* A cluster node's 503: another node owns the session (sess_error names
+ * it). The client retries; HAProxy routes it to the owner. */
+bool sess_elsewhere(const struct sess *s);
+/* Cluster ownership is configured: status requests open their session
+ * (sess_open) instead of looking it up (sess_find), so the node takes the
+ * session over if it must. */
+bool sess_open_needed(const struct sess *s);
 /* Free after sess_open failed or when nothing was leased or written. */
 void sess_free(struct sess *s);
 const struct manifest_header *sess_header(const struct sess *s);
 /* Per worker, at start: repair of entries whose lock holder died. */
 void sess_setup(struct worker *w);
+/* At exit, after the pool has stopped: drops the cluster owner locks. */
+void sess_teardown(struct worker *w);
 /* Expire idle sessions and remove their directories (off the loop). */
 void sess_janitor(struct worker *w);
 /* Releases the table leases and claims of the workers the master reaped

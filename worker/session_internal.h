@@ -11,6 +11,10 @@
  *                      size, verifying held bytes
  *   session_concat.c   tus concatenation: a final filled from its
  *                      partials, the partials removed after publication
+ *   session_owner.c    cluster ownership: the owner lock taken (and
+ *                      the session rebuilt on a takeover) before a
+ *                      request uses a session, checked again before a
+ *                      commit or publication
  *   session_janitor.c  table maintenance: the repair callback for entries
  *                      whose lock holder died, expiry and reclaim, the
  *                      janitor job
@@ -29,8 +33,8 @@
 
 #define LEASE_S          60    /* a silent writer blocks a retry this long */
 
-enum job_kind { J_NONE, J_NOTIFY, J_OPEN, J_COMMIT, J_PUBLISH, J_TERMINATE, J_SIZE,
-                J_VERIFY, J_CONCAT };
+enum job_kind { J_NONE, J_NOTIFY, J_OWN, J_OPEN, J_COMMIT, J_PUBLISH,
+                J_TERMINATE, J_SIZE, J_VERIFY, J_CONCAT };
 
 struct sess {
     struct sync_job        job;
@@ -39,6 +43,8 @@ struct sess {
     struct manifest_header hdr;
     struct shm_ref         ref;
     bool                   have_ref, leased, is_new;
+    bool                   owned;          /* cluster: J_OWN succeeded */
+    bool                   elsewhere;      /* cluster: another node owns it */
     struct shm_lease       lease;
     struct manifest       *m;
     uint64_t               a, b;           /* leased range */
@@ -110,6 +116,28 @@ int  sess_verify_range(struct sess *s);
 void sess_commit_done(struct sess *s);
 void sess_publish_done(struct sess *s);
 void sess_size_done(struct sess *s);
+
+/* session_owner.c (docs/cluster.md) */
+/* A cluster section is configured: requests must own their session. */
+bool sess_own_needed(const struct sess *s);
+void sess_owners_init(struct worker *w);
+void sess_owners_fini(struct worker *w);
+/* Pool side of J_OWN: this worker holds the session's owner lock (taken
+ * now if need be; on a takeover the node's table entry is rebuilt from the
+ * manifest). 0, or an HTTP status with err: 503 another node owns it (or
+ * out of memory), 507, 500. */
+int  sess_own_work(struct sess *s);
+/* Pool side, right before anything is acknowledged or published: 0 when
+ * no cluster is configured or the session is still ours; -1 with errno
+ * ESTALE and err otherwise (the hold is dropped). */
+int  sess_owner_check(struct sess *s);
+/* The session is finished with in this worker (gone: its directory was
+ * removed, so the owner file goes too). Pool side. */
+void sess_owner_drop(struct worker *w, const uint8_t key[MANIFEST_KEY_LEN],
+                     bool gone);
+/* The janitor's removal of a doomed or idle session, in a cluster: only
+ * by its owner, and only if the manifest agrees. 0 free the entry. */
+int  sess_owner_expire(struct worker *w, const uint8_t key[MANIFEST_KEY_LEN]);
 
 /* session_concat.c */
 /* Pool side of J_CONCAT: job_rc 0 (the lease is written, s->crc covers

@@ -51,6 +51,13 @@ void
 sess_setup(struct worker *w)
 {
     shm_table_set_repair(w->table, repair, w);
+    sess_owners_init(w);
+}
+
+void
+sess_teardown(struct worker *w)
+{
+    sess_owners_fini(w);
 }
 
 struct janitor {
@@ -64,6 +71,8 @@ expire_one(const uint8_t key[SHM_KEY_LEN], void *arg)
 {
     struct worker *w = arg;
     char err[256];
+    if (w->owners != NULL)
+        return sess_owner_expire(w, key);
     return manifest_remove(w->staging_fd, key, err, sizeof(err)) < 0 ? -1 : 0;
 }
 

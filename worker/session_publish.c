@@ -82,9 +82,16 @@ sess_publish_work(struct sess *s)
         s->publish_rc = SESS_DIGEST_MISMATCH;
         manifest_append_abort(s->m, "SHA-256 does not match the client's",
                               err, sizeof(err));
-        sess_remove_dir(s, err, sizeof(err));
+        if (sess_remove_dir(s, err, sizeof(err)) == 0)
+            sess_owner_drop(s->w, s->key, true);
         if (s->hdr.concat == MANIFEST_CONCAT_FINAL)
             sess_concat_spend_parts(s, NULL);  /* they made these bytes */
+        goto out;
+    }
+    /* A cluster node that lost the session publishes nothing: checked
+     * after the (long) hash, right before the link. */
+    if (sess_owner_check(s) < 0) {
+        s->job_errno = ESTALE;
         goto out;
     }
     struct store_modes modes = { s->w->conf->file_mode,
@@ -113,13 +120,14 @@ sess_publish_work(struct sess *s)
                 close(fd);
             SYNC_AT("concat_final_dir", fsync(dfd));
             sess_concat_spend_parts(s, sha);
-        } else
-            sess_remove_dir(s, err, sizeof(err));
+        } else if (sess_remove_dir(s, err, sizeof(err)) == 0)
+            sess_owner_drop(s->w, s->key, true);
     } else if (s->publish_rc == STORE_CONFLICT) {
         char err[256];
         manifest_append_abort(s->m, "a different file exists at the path",
                               err, sizeof(err));
-        sess_remove_dir(s, err, sizeof(err));
+        if (sess_remove_dir(s, err, sizeof(err)) == 0)
+            sess_owner_drop(s->w, s->key, true);
         if (s->hdr.concat == MANIFEST_CONCAT_FINAL)
             sess_concat_spend_parts(s, NULL);  /* nowhere to go any more */
     }
@@ -159,6 +167,12 @@ sess_commit_work(struct sess *s)
     ch.length = s->job_to - s->job_from;
     ch.number = 0;
     ch.crc = s->job_crc;
+    /* Bytes a cluster node no longer owns are never acknowledged. */
+    if (sess_owner_check(s) < 0) {
+        s->job_rc = -1;
+        s->job_errno = ESTALE;
+        return;
+    }
     s->job_rc = manifest_append_chunks(s->m, &ch, 1, s->err,
                                        sizeof(s->err));
     s->job_errno = errno;
@@ -170,6 +184,11 @@ sess_size_work(struct sess *s)
     /* The data file grows by pwrite while the length is deferred and
      * may hold unwanted bytes past the end (a discarded body): cut it
      * to the size, which publication links as it is. */
+    if (sess_owner_check(s) < 0) {
+        s->job_rc = -1;
+        s->job_errno = ESTALE;
+        return;
+    }
     if (ftruncate(manifest_data_fd(s->m), (off_t)s->new_size) < 0) {
         s->job_rc = -1;
         snprintf(s->err, sizeof(s->err), "ftruncate: %s",
@@ -256,7 +275,8 @@ sess_commit_done(struct sess *s)
         log_error("session %s: commit: %s", s->hdr.path, s->err);
         s->w->stats->storage_errors[STATS_STORE_COMMIT]++;
         sess_release(s);
-        sess_answer(s, s->job_errno == ENOSPC ? 507 : 500);
+        sess_answer(s, s->job_errno == ENOSPC ? 507
+                     : s->job_errno == ESTALE ? 503 : 500);
         return;
     }
     int rc = shm_table_commit(s->w->table, s->ref, s->lease,
@@ -289,9 +309,12 @@ sess_publish_done(struct sess *s)
         to = SHM_DOOMED;
         break;
     default:
-        log_error("session %s: publish: %s", s->hdr.path, s->err);
-        s->w->stats->storage_errors[STATS_STORE_PUBLISH]++;
-        status = s->job_errno == ENOSPC || s->job_errno == EDQUOT ? 507 : 500;
+        if (s->job_errno != ESTALE) {
+            log_error("session %s: publish: %s", s->hdr.path, s->err);
+            s->w->stats->storage_errors[STATS_STORE_PUBLISH]++;
+        }
+        status = s->job_errno == ENOSPC || s->job_errno == EDQUOT ? 507
+                 : s->job_errno == ESTALE ? 503 : 500;
         to = SHM_ACTIVE;             /* the bytes are durable: retry later */
     }
     /* A final's partials end with it, unless it can still be published
@@ -323,7 +346,7 @@ sess_size_done(struct sess *s)
         log_error("session %s: declaring the size: %s", s->hdr.path, s->err);
         s->w->stats->storage_errors[STATS_STORE_COMMIT]++;
         sess_answer(s, s->job_errno == ENOSPC || s->job_errno == EDQUOT ? 507
-                     : 500);
+                     : s->job_errno == ESTALE ? 503 : 500);
         return;
     }
     if (shm_table_set_size(s->w->table, s->ref, s->new_size, err,

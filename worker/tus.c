@@ -299,7 +299,8 @@ tus_usable(struct tus *t, int rc, bool body_unread, struct shm_view *v)
         || v->proto != MANIFEST_PROTO_TUS) {
         tus_fail(t, rc == 0 || rc == 404 ? 404 : rc, body_unread, "%s",
              rc == 0 || rc == 404 ? "no such upload"
-                                  : "cannot open the upload");
+             : rc == 503 && sess_elsewhere(t->sess) ? sess_error(t->sess)
+             : "cannot open the upload");
         return false;
     }
     if (v->state == SHM_DOOMED) {

@@ -162,7 +162,6 @@ static void
 opened(struct sess *s, int rc, void *arg)
 {
     struct upload *up = arg;
-    (void)s;
     up->opening = false;
     if (up->c == NULL || !conn_alive(up->c)) {
         upload_free(up, true);
@@ -177,12 +176,17 @@ opened(struct sess *s, int rc, void *arg)
         return;
     if (rc != 0) {
         struct conn *c = up->c;
+        char why[256];
+        snprintf(why, sizeof(why), "%s", rc == 409
+                 ? "session bound to another size"
+                 : rc == 507 ? "not enough free space on the server"
+                 : rc == 503 && sess_elsewhere(s) ? sess_error(s)
+                 : rc == 503 ? "session busy (being created or published) "
+                               "or table full; retry shortly"
+                 : "cannot open the upload session");
         conn_clear_handler(c, up);
-        upload_free(up, true);
-        conn_reject(c, rc, rc == 409 ? "session bound to another size"
-                    : rc == 507 ? "not enough free space on the server"
-                    : rc == 503 ? "session busy (being created or published) or table full; retry shortly"
-                    : "cannot open the upload session");
+        upload_free(up, true);       /* frees s */
+        conn_reject(c, rc, why);
         return;
     }
     lease_range(up);

@@ -84,6 +84,73 @@ finish_held(struct conn *c, const struct upload *stack)
     return true;
 }
 
+/* A cluster node's status request (docs/cluster.md): the session may be
+ * in no table of this node yet, or be another node's. Opening it takes it
+ * over when its owner is gone (rebuilt from its manifest); the answer is
+ * then what upload_status would have said. */
+static void
+status_opened(struct sess *s, int rc, void *arg)
+{
+    struct upload *up = arg;
+    struct shm_view v;
+    struct auth_result res;
+    int64_t have;
+
+    up->opening = false;
+    up->job_pending = false;
+    if (up->c == NULL || !conn_alive(up->c)) {
+        upload_free(up, true);
+        return;
+    }
+    if (rc == 0 && sess_view(s, &v) == 0 && v.state != SHM_DOOMED) {
+        if (upload_check_auth(up, (int64_t)v.size, &res) < 0) {
+            upload_finish(up, upload_auth_status(res.status));
+            return;
+        }
+        up->chunked_proto = true;
+        up->total = (int64_t)v.size;
+        if (v.state == SHM_ACTIVE && v.size != SHM_SIZE_UNKNOWN
+            && v.prefix == v.size) {
+            up->job_pending = true;
+            sess_finish(s, held_finished, up);
+            return;
+        }
+        upload_finish(up, 200);
+        return;
+    }
+    if (rc != 0 && rc != 404) {
+        upload_finish(up, rc);       /* 503 another node's: Retry-After */
+        return;
+    }
+    sess_detach(up->sess);
+    up->sess = NULL;
+    if (upload_final_exists(up, &have) && have > 0
+        && upload_check_auth(up, have, &res) == 0) {
+        up->total = have;
+        up->complete_already = true;
+        up->chunked_proto = true;
+        upload_finish(up, 200);
+        return;
+    }
+    upload_finish(up, 404);
+}
+
+static bool
+status_open(struct conn *c, const struct upload *stack)
+{
+    struct upload *up = malloc(sizeof(*up));
+    if (up == NULL)
+        return false;
+    *up = *stack;
+    up->c = c;
+    up->mode = MODE_SESSION;
+    up->opening = true;
+    up->job_pending = true;
+    conn_set_handler(c, &upload_handler, up);
+    sess_open(up->sess, false, status_opened, up);
+    return true;
+}
+
 /* HEAD on a signed upload URL (with X-Upload-Session-ID for the chunked
  * protocol): what the server holds durably, so a client resumes without
  * re-sending. Returns false when there is no session (the caller then
@@ -125,6 +192,13 @@ upload_status(struct conn *c, struct http_request *req)
     struct manifest_header h;
     memset(&h, 0, sizeof(h));
     up.sess = sess_new(c->w, key, &h);
+    if (up.sess != NULL && sess_open_needed(up.sess)) {
+        if (status_open(c, &up))
+            return true;
+        sess_free(up.sess);
+        conn_respond_text(c, 503, "503 Service Unavailable: out of memory");
+        return true;
+    }
     if (up.sess == NULL || sess_find(up.sess, &v) != 0) {
         sess_free(up.sess);
         up.sess = NULL;

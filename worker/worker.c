@@ -330,6 +330,7 @@ worker_run(const struct worker_init *init)
     linesink_flush(w.alog);
     pause_fini(&w);
     syncpool_destroy(w.pool);    /* waits for running jobs */
+    sess_teardown(&w);
     loop_destroy(w.loop);
     return rc < 0 ? 1 : 0;
 }

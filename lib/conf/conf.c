@@ -339,6 +339,11 @@ static const struct key uploads_keys[] = {
     { NULL, NULL, 0, 0, 0, 0 }
 };
 
+static const struct key cluster_keys[] = {
+    { "node_id", conf_set_node_id, F(node_id), 1, 0 },
+    { NULL, NULL, 0, 0, 0, 0 }
+};
+
 static const struct key tls_keys[] = {
     { "certificate", conf_set_str, F(tls_cert), 0, 0 },
     { "key",         conf_set_str, F(tls_key),  0, 0 },
@@ -357,6 +362,7 @@ static const struct group groups[] = {
     { "security", security_keys }, { "timeouts", timeouts_keys },
     { "network",  network_keys },  { "uploads",  uploads_keys },
     { "tls",      tls_keys },      { "logging",  logging_keys },
+    { "cluster",  cluster_keys },
     { NULL, NULL }
 };
 
@@ -483,6 +489,9 @@ check_whole(struct ld *ld, const config_t *cfg)
                            (unsigned long long)c->chunk_max_size);
         ld->c->chunk_size = c->chunk_max_size;
     }
+    if (config_lookup(cfg, "cluster") != NULL && c->node_id[0] == '\0')
+        return fail_at(ld, config_lookup(cfg, "cluster"), "cluster.node_id",
+                       "a cluster section needs this node's node_id");
     /* Uploads are published by rename from staging into storage. */
     if (strcmp(c->storage_dir, c->staging_dir) == 0)
         return fail_at(ld, first_of(cfg, "storage.staging", "storage.dir",

@@ -95,6 +95,10 @@ struct conf {
     bool     chunked_uploads;           /* X-Upload-Session-ID requests */
     int      max_retries;               /* of a transient storage error */
 
+    /* cluster (docs/cluster.md); "" = a single node, no owner locks */
+    char     node_id[65];               /* this node's name among those
+                                           sharing storage */
+
     /* tls */
     char     tls_cert[CONF_PATH_MAX];
     char     tls_key[CONF_PATH_MAX];

@@ -247,6 +247,20 @@ conf_set_shm(struct ld *ld, const config_setting_t *s, const struct key *k)
     return 0;
 }
 
+/* cluster.node_id names this node in the owner files other nodes read
+ * (lib/store/owner.h): a short plain name. */
+int
+conf_set_node_id(struct ld *ld, const config_setting_t *s, const struct key *k)
+{
+    if (conf_set_str(ld, s, k) < 0)
+        return -1;
+    for (const char *p = ld->c->node_id; *p != '\0'; p++)
+        if (!isalnum((unsigned char)*p) && strchr("._-", *p) == NULL)
+            return conf_fail(ld, s, "character 0x%02x not allowed (letters, "
+                             "digits, '.', '_', '-')", (unsigned char)*p);
+    return 0;
+}
+
 /* A file target must contain a '/' so a typo such as "sylog" is an error
  * rather than a log file quietly created in the working directory. */
 int

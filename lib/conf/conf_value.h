@@ -11,7 +11,7 @@
 setter_fn conf_set_int, conf_set_bool, conf_set_size, conf_set_dur,
           conf_set_str, conf_set_prefix, conf_set_shm, conf_set_target,
           conf_set_level, conf_set_mode, conf_set_access_log,
-          conf_set_sync;
+          conf_set_sync, conf_set_node_id;
 setter_fn conf_set_listen, conf_set_secrets, conf_set_secret_files,
           conf_set_origins;
 

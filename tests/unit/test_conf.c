@@ -940,7 +940,28 @@ test_key_error(void)
     free(dir);
 }
 
+/* cluster.node_id: a plain name; a cluster group without one is an error;
+ * no group means a single node (node_id ""). */
+static void
+test_cluster_node_id(void)
+{
+    CU_ASSERT_EQUAL(load(SEC), 0);
+    CU_ASSERT_STRING_EQUAL(c.node_id, "");
+    CU_ASSERT_EQUAL(load(SEC "cluster: { node_id = \"files-a.b_1\"; };\n"), 0);
+    CU_ASSERT_STRING_EQUAL(c.node_id, "files-a.b_1");
+    expect_err(SEC "cluster: { node_id = \"a b\"; };\n",
+               "t.conf:2: cluster.node_id: ", "not allowed");
+    expect_err(SEC "cluster: { node_id = \"\"; };\n",
+               "t.conf:2: cluster.node_id: ", "");
+    expect_err(SEC "cluster: { node_id = \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+               "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"; };\n",
+               "t.conf:2: cluster.node_id: ", "");
+    expect_err(SEC "cluster: { };\n", "t.conf:2: cluster.node_id: ",
+               "needs this node's node_id");
+}
+
 static CU_TestInfo tests[] = {
+    { "cluster.node_id", test_cluster_node_id },
     { "errors of later checks name FILE:LINE: key", test_key_error },
     { "defaults", test_defaults },
     { "full file round-trips every field", test_full_roundtrip },

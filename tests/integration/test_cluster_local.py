@@ -1,0 +1,355 @@
+"""Cluster ownership without Gluster (docs/cluster.md): two or three
+daemons on loopback, each its own node (own port, shm name, node_id),
+sharing ONE local storage and staging directory.
+
+What this proves is the daemon's side: one node at a time owns a session
+(the other answers 503 naming it), a node killed with -9 mid-upload leaves
+its sessions to the next node, which takes them over from the manifest
+with every acknowledged range, a restarted node neither resurrects nor
+re-publishes what it lost, and every node serves every published file.
+tests/integration/test_cluster.py does the same on a real Gluster volume
+behind HAProxy."""
+
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import urllib.parse
+
+import hfs
+from hfs import Daemon, build_request
+import test_ietf as ti
+import test_reload as tr_reload
+import test_resume as tr
+import test_tus as tt
+
+MiB = 1 << 20
+
+
+class Cluster:
+    """Nodes node-a, node-b, ... sharing one storage and staging dir."""
+
+    def __init__(self, n=2, workers=2):
+        self.shared = tempfile.mkdtemp(prefix="hfs-it-cluster-")
+        self.storage = os.path.join(self.shared, "storage")
+        self.staging = os.path.join(self.shared, "staging")
+        os.makedirs(self.storage)
+        os.makedirs(self.staging)
+        self.workers = workers
+        self.all = []
+        self.nodes = []
+        try:
+            for i in range(n):
+                self.nodes.append(self.start("node-" + "abc"[i]))
+        except BaseException:
+            self.close()
+            raise
+
+    def start(self, node_id):
+        d = Daemon(check_exit=False, **{
+            "storage.dir": self.storage, "storage.staging": self.staging,
+            "cluster.node_id": node_id, "server.workers": self.workers})
+        d.node_id = node_id
+        self.all.append(d)
+        return d
+
+    def kill9(self, d):
+        """Every process of the node at once, as a crash would."""
+        os.killpg(d.pid, signal.SIGKILL)
+        d.proc.wait(10)
+        hfs.wait_for(lambda: not d.group_pids(), 5, "node processes gone")
+        d.killed = True
+
+    def close(self):
+        problems = []
+        for d in self.all:
+            p = d.stop()
+            if p and not getattr(d, "killed", False):
+                problems += ["%s: %s" % (d.node_id, x) for x in p]
+                print("---- %s log\n%s" % (d.node_id, d.log_tail(60)))
+            d.cleanup()
+        shutil.rmtree(self.shared, True)
+        assert not problems, "; ".join(problems)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, etype, exc, tb):
+        if etype is not None:
+            for d in self.all:
+                print("---- %s log tail\n%s" % (d.node_id, d.log_tail(30)))
+        self.close()
+        return False
+
+    def owner_files(self):
+        """.owner files left in staging (none once every session ended)."""
+        out = []
+        for fan in os.listdir(self.staging):
+            p = os.path.join(self.staging, fan)
+            if len(fan) == 2 and os.path.isdir(p):
+                out += [n for n in os.listdir(p) if n.endswith(".owner")]
+        return out
+
+    def sessions_on_disk(self):
+        """Session directories left in staging."""
+        out = []
+        for fan in os.listdir(self.staging):
+            p = os.path.join(self.staging, fan)
+            if len(fan) == 2 and os.path.isdir(p):
+                out += [n for n in os.listdir(p)
+                        if os.path.isdir(os.path.join(p, n))]
+        return out
+
+
+def held(r):
+    return tr.held_of(r)
+
+
+def chunk(d, path, data, a, b, sid):
+    return tr.put_chunk(d, path, data, a, b, sid)
+
+
+def start_chunk(d, path, data, a, b, sid, send):
+    """A chunk request whose body stops after `send` bytes (in flight)."""
+    c = d.conn(timeout=15)
+    target, hs = tr.chunk_head(d, path, data, a, b, sid)
+    req = build_request("PUT", target, hs, data[a:b])
+    c.send(req[:len(req) - (b - a) + send])
+    return c
+
+
+def assert_elsewhere(r, owner, what):
+    assert r.status == 503, "%s: want 503 from a non-owner, got %r" % (what, r)
+    assert r.header("Retry-After"), "%s: 503 without Retry-After" % what
+    if r.body:
+        assert b"cluster node" in r.body or b"taken over" in r.body, r.body
+        if b"owned by" in r.body:
+            assert owner.encode() in r.body, r.body
+
+
+@hfs.timeout(60)
+def test_get_from_every_node():
+    with Cluster(3) as cl:
+        a, b, c = cl.nodes
+        small = hfs.det_bytes(3000, seed=1)
+        big = hfs.det_bytes(3 * MiB, seed=2)       # a checkpointed session
+        assert a.put("every/small.bin", small).status == 201
+        assert b.put("every/big.bin", big).status == 201
+        for d in cl.nodes:
+            assert d.get("every/small.bin").body == small, d.node_id
+            g = d.get("every/big.bin")
+            assert g.status == 200 and hfs.sha256(g.body) == hfs.sha256(big)
+            # Status requests of published or unknown uploads, on a node
+            # that never had them: answered, and no owner file left.
+            r = tr.status(d, "every/big.bin", len(big))
+            assert r.status in (200, 404), r
+            r = tr.status(d, "every/none.bin", 10, sid="nobody")
+            assert r.status == 404, r
+            r = tt.head(d, "/.tus/" + "0" * 32)
+            assert r.status == 404, r
+        assert cl.sessions_on_disk() == []
+        assert cl.owner_files() == []
+
+
+@hfs.timeout(90)
+def test_two_nodes_race_for_one_session():
+    """Requests of one chunked session sent to both nodes at once: the
+    first to take the owner lock writes, the other answers 503 naming it,
+    for the whole session; the file is intact."""
+    with Cluster(2) as cl:
+        a, b = cl.nodes
+        for round_ in range(4):
+            path = "race/f%d.bin" % round_
+            data = hfs.det_bytes(4 * MiB, seed=10 + round_)
+            sid = "race-%d" % round_
+            bounds = tr.chunk_bounds(len(data), MiB)
+            owner = None
+            answers = []
+            for i, (lo, hi) in enumerate(bounds):
+                res = {}
+
+                def send(d, key):
+                    res[key] = chunk(d, path, data, lo, hi, sid)
+                ts = [threading.Thread(target=send, args=(d, d.node_id))
+                      for d in (a, b)]
+                for t in ts:
+                    t.start()
+                for t in ts:
+                    t.join(30)
+                ok = [k for k, r in res.items() if r.status in (200, 201)]
+                owner = owner or (ok[0] if len(ok) == 1 else None)
+                assert owner in ok, "chunk %d: %r" % (i, res)
+                other = [k for k in res if k != owner][0]
+                if res[other].status == 200 and i == len(bounds) - 1:
+                    # It came after the owner published (and let go): the
+                    # file answers, identical; nothing written again.
+                    assert res[owner].status == 201, res
+                else:
+                    assert_elsewhere(res[other], owner, "chunk %d" % i)
+                answers.append(res[owner].status)
+            assert answers[-1] == 201, answers
+            for d in cl.nodes:
+                assert hfs.sha256(d.get(path).body) == hfs.sha256(data)
+        assert cl.sessions_on_disk() == []
+        assert cl.owner_files() == []
+
+
+@hfs.timeout(90)
+def test_kill9_owner_mid_chunked_upload_other_node_finishes():
+    with Cluster(2) as cl:
+        a, b = cl.nodes
+        path, sid = "kill/chunked.bin", "kill-1"
+        data = hfs.det_bytes(8 * MiB, seed=3)
+        acked = []
+        for lo, hi in tr.chunk_bounds(4 * MiB, MiB):
+            r = chunk(a, path, data, lo, hi, sid)
+            assert r.status == 200, r
+            acked.append((lo, hi))
+        inflight = start_chunk(a, path, data, 4 * MiB, 5 * MiB, sid, MiB // 2)
+        cl.kill9(a)
+        inflight.close()
+        st = tr.status(b, path, len(data), sid)
+        assert st.status == 200, st
+        have = held(st)
+        for lo, hi in acked:
+            assert tr.covers(have, lo, hi), \
+                "acknowledged %d-%d lost in the takeover: %r" % (lo, hi, have)
+        last = None
+        for lo, hi in tr.chunk_bounds(len(data), MiB):
+            if tr.covers(have, lo, hi):
+                continue
+            last = chunk(b, path, data, lo, hi, sid)
+            assert last.status in (200, 201), last
+        assert last is not None and last.status == 201, last
+        assert hfs.sha256(b.get(path).body) == hfs.sha256(data)
+        assert "took over session" in b.log()
+        assert cl.sessions_on_disk() == []
+        assert cl.owner_files() == []
+
+
+@hfs.timeout(90)
+def test_kill9_owner_mid_tus_upload_other_node_finishes():
+    with Cluster(2) as cl:
+        a, b = cl.nodes
+        data = hfs.det_bytes(6 * MiB, seed=4)
+        r = tt.create(a, "kill/tus.bin", len(data))
+        assert r.status == 201, r
+        loc = urllib.parse.urlsplit(r.header("Location")).path
+        acked = 0
+        for lo in (0, 2 * MiB):
+            r = tt.patch(a, loc, lo, data[lo:lo + 2 * MiB])
+            assert r.status == 204, r
+            acked = int(r.header("Upload-Offset"))
+        assert acked == 4 * MiB
+        c = a.conn(timeout=15)
+        req = build_request("PATCH", loc, [tt.TUS, tt.OCTET,
+                                           ("Upload-Offset", str(acked))],
+                            data[acked:])
+        c.send(req[:len(req) - len(data) + acked + MiB])
+        cl.kill9(a)
+        c.close()
+        r = tt.head(b, loc)
+        assert r.status == 200, r
+        off = int(r.header("Upload-Offset"))
+        assert acked <= off <= 5 * MiB, \
+            "offset %d after the takeover, %d was acknowledged" % (off, acked)
+        r = tt.patch(b, loc, off, data[off:])
+        assert r.status == 204, r
+        assert r.header("Upload-Offset") == str(len(data))
+        assert hfs.sha256(b.get("kill/tus.bin").body) == hfs.sha256(data)
+        # The restarted owner's view: complete, not resurrected.
+        a2 = cl.start("node-a")
+        r = tt.head(a2, loc)
+        assert r.status in (200, 404), r
+        if r.status == 200:
+            assert r.header("Upload-Offset") == str(len(data))
+
+
+@hfs.timeout(120)
+def test_restarted_node_does_not_resurrect_or_double_publish():
+    with Cluster(2) as cl:
+        a, b = cl.nodes
+        d1 = hfs.det_bytes(4 * MiB, seed=5)
+        d2 = hfs.det_bytes(4 * MiB, seed=6)
+        p1, p2 = "restart/kept-by-b.bin", "restart/published-by-b.bin"
+        for path, data, sid in ((p1, d1, "r-1"), (p2, d2, "r-2")):
+            for lo, hi in tr.chunk_bounds(2 * MiB, MiB):
+                assert chunk(a, path, data, lo, hi, sid).status == 200
+        cl.kill9(a)
+        # b takes both over: finishes p2, keeps p1 open (it owns it now).
+        for lo, hi in tr.chunk_bounds(len(d2), MiB):
+            r = chunk(b, p2, d2, lo, hi, "r-2")
+            assert r.status in (200, 201), r
+        assert r.status == 201, r
+        r = chunk(b, p1, d1, 2 * MiB, 3 * MiB, "r-1")
+        assert r.status == 200, r
+        published = os.stat(os.path.join(cl.storage, p2))
+        left = cl.sessions_on_disk()
+        assert len(left) == 1, left
+
+        a2 = cl.start("node-a")
+        assert "owned by other cluster nodes" in a2.log(), a2.log_tail()
+        assert cl.sessions_on_disk() == left, "restart touched b's session"
+        # Not resurrected: p1 is b's; a2 says so and writes nothing.
+        r = tr.status(a2, p1, len(d1), "r-1")
+        assert r.status == 503, r
+        r = chunk(a2, p1, d1, 3 * MiB, 4 * MiB, "r-1")
+        assert_elsewhere(r, "node-b", "restarted node, b's session")
+        # Not published twice: p2 is there once, untouched; a late chunk
+        # of it to the restarted node is answered as stored.
+        r = chunk(a2, p2, d2, 0, MiB, "r-2")
+        assert r.status in (200, 201), r
+        again = os.stat(os.path.join(cl.storage, p2))
+        assert (again.st_ino, again.st_mtime_ns) == \
+            (published.st_ino, published.st_mtime_ns), "p2 published again"
+        r = chunk(b, p1, d1, 3 * MiB, 4 * MiB, "r-1")
+        assert r.status == 201, r
+        for d in (a2, b):
+            assert hfs.sha256(d.get(p1).body) == hfs.sha256(d1)
+            assert hfs.sha256(d.get(p2).body) == hfs.sha256(d2)
+        assert cl.sessions_on_disk() == []
+
+
+@hfs.timeout(90)
+def test_kill9_owner_mid_ietf_upload_other_node_finishes():
+    with Cluster(2) as cl:
+        a, b = cl.nodes
+        data = hfs.det_bytes(3 * MiB, seed=7)
+        _, r = ti.create(a, "kill/ietf.bin", len(data), body=data[:MiB],
+                         headers=[ti.PARTIAL])
+        assert r.status == 201 and r.header("Upload-Offset") == str(MiB), r
+        loc = urllib.parse.urlsplit(r.header("Location")).path
+        r = ti.append(a, loc, MiB, data[MiB:2 * MiB], False)
+        assert r.status == 204, r
+        cl.kill9(a)
+        r = ti.head(b, loc)
+        assert r.status == 204, r
+        off = int(r.header("Upload-Offset"))
+        assert off == 2 * MiB, "acknowledged 2 MiB, now %d" % off
+        r = ti.append(b, loc, off, data[off:], True)
+        assert r.status == 201, r
+        assert hfs.sha256(b.get("kill/ietf.bin").body) == hfs.sha256(data)
+
+
+@hfs.timeout(90)
+def test_node_id_reload():
+    """cluster.node_id is reloadable: after SIGHUP the new workers own
+    sessions under the new name, and a session the old workers held
+    continues once they are gone."""
+    with Cluster(2) as cl:
+        a, b = cl.nodes
+        data = hfs.det_bytes(3 * MiB, seed=8)
+        path, sid = "reload/f.bin", "reload-1"
+        assert chunk(a, path, data, 0, MiB, sid).status == 200
+        old = a.wait_workers(2)
+        gen = a.metrics().get("hfs_config_generation")
+        a.cfg["cluster"]["node_id"] = "node-a2"
+        tr_reload._write_conf(a)
+        tr_reload._hup_and_wait(a, gen)
+        a.wait_workers(2, exclude=old)
+        assert chunk(a, path, data, MiB, 2 * MiB, sid).status == 200
+        r = chunk(b, path, data, 2 * MiB, 3 * MiB, sid)
+        assert_elsewhere(r, "node-a2", "after the reload")
+        assert chunk(a, path, data, 2 * MiB, 3 * MiB, sid).status == 201
+        assert hfs.sha256(b.get(path).body) == hfs.sha256(data)
