@@ -125,7 +125,9 @@ cancelled(struct sess *s, int rc, void *arg)
     if (!ietf_still_wanted(t))
         return;
     if (rc != 204) {
-        ietf_fail(t, 500, false, "cannot remove the upload");
+        ietf_fail(t, rc == 503 ? 503 : 500, false, "%s", rc == 503
+                  ? "the upload moved to another cluster node; retry"
+                  : "cannot remove the upload");
         return;
     }
     struct conn *c = t->c;
@@ -134,6 +136,24 @@ cancelled(struct sess *s, int rc, void *arg)
     ietf_head_begin(t, c, &h, 204);
     conn_respond_head(c, &h, NULL, 0);
     ietf_free(t);
+}
+
+/* In a cluster the upload may be in no table of this node: it is opened
+ * (taken over if its owner is gone) before it is removed. */
+static void
+cancel_opened(struct sess *s, int rc, void *arg)
+{
+    struct ietf *t = arg;
+    struct shm_view v;
+    if (!ietf_still_wanted(t) || !ietf_usable(t, rc, false, &v))
+        return;
+    if (v.state != SHM_ACTIVE) {
+        ietf_fail(t, 409, false, "upload is complete (or being completed); "
+                  "a published file is not removed");
+        return;
+    }
+    t->pending = true;
+    sess_terminate(s, cancelled, t);
 }
 
 int
@@ -147,6 +167,11 @@ ietf_cancel(struct ietf *t)
     ietf_session_key(t->id, key);
     if ((t->sess = sess_new(t->w, key, &h)) == NULL)
         return ietf_fail(t, 503, false, "out of memory");
+    if (sess_open_needed(t->sess)) {
+        t->pending = true;
+        sess_open(t->sess, false, cancel_opened, t);
+        return 0;
+    }
     int rc = sess_find(t->sess, &v);
     if (rc != 0 || v.proto != MANIFEST_PROTO_IETF)
         return ietf_fail(t, rc == 0 ? 404 : rc, false, "no such upload");

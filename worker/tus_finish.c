@@ -173,7 +173,9 @@ tus_terminated(struct sess *s, int rc, void *arg)
     if (!tus_still_wanted(t))
         return;
     if (rc != 204) {
-        tus_fail(t, 500, false, "cannot remove the upload");
+        tus_fail(t, rc == 503 ? 503 : 500, false, "%s", rc == 503
+                 ? "the upload moved to another cluster node; retry"
+                 : "cannot remove the upload");
         return;
     }
     struct conn *c = t->c;
@@ -182,6 +184,24 @@ tus_terminated(struct sess *s, int rc, void *arg)
     tus_free(t);
     tus_head_begin(c, &h, 204);
     conn_respond_head(c, &h, NULL, 0);
+}
+
+/* In a cluster the upload may be in no table of this node: it is opened
+ * (taken over if its owner is gone) before it is removed. */
+static void
+terminate_opened(struct sess *s, int rc, void *arg)
+{
+    struct tus *t = arg;
+    struct shm_view v;
+    if (!tus_still_wanted(t) || !tus_usable(t, rc, false, &v))
+        return;
+    if (v.state != SHM_ACTIVE) {
+        tus_fail(t, 409, false, "upload is complete (or being completed); "
+                 "a published file is not removed");
+        return;
+    }
+    t->pending = true;
+    sess_terminate(s, tus_terminated, t);
 }
 
 int
@@ -195,6 +215,11 @@ tus_terminate(struct tus *t)
     tus_session_key(t->id, key);
     if ((t->sess = sess_new(t->w, key, &h)) == NULL)
         return tus_fail(t, 503, false, "out of memory");
+    if (sess_open_needed(t->sess)) {
+        t->pending = true;
+        sess_open(t->sess, false, terminate_opened, t);
+        return 0;
+    }
     int rc = sess_find(t->sess, &v);
     if (rc != 0 || v.proto != MANIFEST_PROTO_TUS)
         return tus_fail(t, rc == 0 ? 404 : rc, false, "no such upload");

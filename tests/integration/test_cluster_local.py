@@ -353,3 +353,26 @@ def test_node_id_reload():
         assert_elsewhere(r, "node-a2", "after the reload")
         assert chunk(a, path, data, 2 * MiB, 3 * MiB, sid).status == 201
         assert hfs.sha256(b.get(path).body) == hfs.sha256(data)
+
+
+@hfs.timeout(60)
+def test_tus_delete_on_another_node():
+    """tus DELETE sent to a node that does not own the upload: 503 while
+    the owner lives (nothing removed), taken over and removed once it is
+    dead."""
+    with Cluster(2) as cl:
+        a, b = cl.nodes
+        data = hfs.det_bytes(2 * MiB, seed=9)
+        r = tt.create(a, "del/tus.bin", len(data))
+        assert r.status == 201, r
+        loc = urllib.parse.urlsplit(r.header("Location")).path
+        assert tt.patch(a, loc, 0, data[:MiB]).status == 204
+        r = b.request("DELETE", loc, [tt.TUS])
+        assert_elsewhere(r, "node-a", "DELETE on the other node")
+        assert len(cl.sessions_on_disk()) == 1
+        assert tt.offset_of(a, loc) == MiB
+        cl.kill9(a)
+        r = b.request("DELETE", loc, [tt.TUS])
+        assert r.status == 204, r
+        assert cl.sessions_on_disk() == [] and cl.owner_files() == []
+        assert tt.head(b, loc).status in (404, 410)
