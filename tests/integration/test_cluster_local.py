@@ -27,6 +27,19 @@ import test_tus as tt
 MiB = 1 << 20
 
 
+def exited(pid):
+    """No thread of pid runs any more (gone, or a zombie with no threads
+    left but its leader)."""
+    st = hfs.proc_stat(pid)
+    if st is None:
+        return True
+    try:
+        return st[0] in ("Z", "X") and \
+            os.listdir("/proc/%d/task" % pid) in ([], [str(pid)])
+    except OSError:
+        return True
+
+
 class Cluster:
     """Nodes node-a, node-b, ... sharing one storage and staging dir."""
 
@@ -55,10 +68,15 @@ class Cluster:
         return d
 
     def kill9(self, d):
-        """Every process of the node at once, as a crash would."""
+        """Every process of the node at once, as a crash would; returns
+        once every thread of them is gone (a killed process's group leader
+        is a zombie while its other threads still exit, holding its open
+        files, hence its locks, a moment longer)."""
+        pids = d.group_pids()
         os.killpg(d.pid, signal.SIGKILL)
         d.proc.wait(10)
-        hfs.wait_for(lambda: not d.group_pids(), 5, "node processes gone")
+        hfs.wait_for(lambda: all(exited(p) for p in pids), 10,
+                     "node processes gone")
         d.killed = True
 
     def close(self):
