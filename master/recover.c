@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -144,6 +145,25 @@ recover_owned(const uint8_t key[MANIFEST_KEY_LEN], void *arg)
     return 0;
 }
 
+/* Is the one-shot file `name` garbage for this sweep? On one node: all of
+ * them at start (pid 0), or those of the dead worker pid. In a cluster
+ * (docs/cluster.md) the staging root is shared: another node's uploads are
+ * there too, and its workers' pids may equal ours. Then only a file nobody
+ * has written for longer than any request may last is garbage (at start);
+ * a dead worker's are left for a later start. */
+static bool
+oneshot_garbage(struct master *m, const char *name, pid_t pid, time_t now)
+{
+    if (m->conf.node_id[0] == '\0')
+        return pid == 0 || store_staging_owner(name) == pid;
+    struct stat st;
+    int64_t quiet = (int64_t)m->conf.uploadtimeout + m->conf.readtimeout
+                    + m->conf.writetimeout;
+    return pid == 0
+           && fstatat(m->staging_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0
+           && (int64_t)st.st_mtime + quiet < (int64_t)now;
+}
+
 /* One-shot staging files (unknown-size and small uploads) cannot be
  * resumed: a previous run's leftovers (pid 0: all of them), or those of a
  * worker that died (its pid is in their names), are only garbage. One
@@ -163,9 +183,10 @@ master_sweep_oneshot(struct master *m, pid_t pid)
         return;
     }
     int n = 0;
+    time_t now = time(NULL);
     while ((de = readdir(d)) != NULL)
         if (strncmp(de->d_name, "up-", 3) == 0
-            && (pid == 0 || store_staging_owner(de->d_name) == pid)
+            && oneshot_garbage(m, de->d_name, pid, now)
             && unlinkat(m->staging_fd, de->d_name, 0) == 0)
             n++;
     closedir(d);

@@ -394,3 +394,26 @@ def test_tus_delete_on_another_node():
         assert r.status == 204, r
         assert cl.sessions_on_disk() == [] and cl.owner_files() == []
         assert tt.head(b, loc).status in (404, 410)
+
+
+@hfs.timeout(60)
+def test_starting_node_leaves_other_nodes_uploads_alone():
+    """A node starting sweeps leftover one-shot upload files (small and
+    unknown-size uploads) from the staging root; in a cluster that root is
+    shared, so it must leave another node's in-flight ones alone."""
+    with Cluster(2) as cl:
+        a, b = cl.nodes
+        data = hfs.det_bytes(100 * 1024, seed=11)     # below resumable_min
+        c = a.conn(timeout=15)
+        c.send(build_request("PUT", a.put_target("sweep/small.bin",
+                                                 len(data)), [], data)
+               [:-len(data) // 2])
+        hfs.wait_for(lambda: any(n.startswith("up-")
+                                 for n in os.listdir(cl.staging)),
+                     5, "a one-shot file in staging")
+        cl.start("node-c")                 # its start sweeps staging
+        c.send(data[len(data) - len(data) // 2:])
+        r = c.read_response("PUT")
+        c.close()
+        assert r.status == 201, r
+        assert b.get("sweep/small.bin").body == data
