@@ -463,7 +463,9 @@ def header(r):
             m.get("discard", "?"), m.get("nginx", "?"), m.get("wrk", "?"),
             m.get("bin", "?"), m.get("rev", "?"), m.get("date", "?"),
             m.get("runs", "?"), m.get("duration", "?"),
-            m.get("seconds", "?")))
+            m.get("seconds", "?") + (
+                " (%s s before the journaled phase)" % m["plain_seconds"]
+                if "plain_seconds" in m else "")))
     out += ["", "Load average %s at the start, %s at the end; a load above "
             "the CPU count means other work shared the machine and "
             "throughput is unreliable: compare the CPU-per-request rows, "
