@@ -171,6 +171,8 @@ http_date(time_t t, char *out, size_t outlen)
 {
     static const char days[] = "SunMonTueWedThuFriSat";
     static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    /* Years 0..9999 fit the format; outside, the nearest second that does. */
+    const time_t first = (time_t)-62167219200LL, last = (time_t)253402300799LL;
     struct tm tm;
 
     if (outlen < HTTP_DATE_LEN + 1) {
@@ -178,13 +180,8 @@ http_date(time_t t, char *out, size_t outlen)
             out[0] = '\0';
         return;
     }
-    /* Years past 9999 do not fit the format: the last second that does. */
-    if (gmtime_r(&t, &tm) == NULL || tm.tm_year + 1900 > 9999) {
-        time_t last = (time_t)253402300799LL;    /* 9999-12-31 23:59:59 */
-        gmtime_r(&last, &tm);
-    }
-    if (tm.tm_year + 1900 < 0)
-        tm.tm_year = -1900;
+    t = t < first ? first : t > last ? last : t;
+    gmtime_r(&t, &tm);
     /* "Sun, 06 Nov 1994 08:49:37 GMT" */
     memcpy(out, days + 3 * tm.tm_wday, 3);
     memcpy(out + 3, ", ", 2);

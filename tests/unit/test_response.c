@@ -108,6 +108,28 @@ test_http_date(void)
         CU_ASSERT_STRING_EQUAL(got, want);
         CU_ASSERT_EQUAL(strlen(got), HTTP_DATE_LEN);
     }
+    /* Every day boundary and a spread of seconds, 1900 to 9999 (leap
+     * years, centuries, 2000), against gmtime_r + strftime. */
+    unsigned long long x = 88172645463325252ULL;
+    int bad = 0;
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        time_t t = (time_t)(-2208988800LL + (long long)(x % 255611289600ULL));
+        if (i % 2)
+            t -= t % 86400 + (i % 4 == 1 ? 0 : 1);   /* midnight, or 1 s before */
+        gmtime_r(&t, &tm);
+        strftime(want, sizeof(want), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        http_date(t, got, sizeof(got));
+        if (strcmp(got, want) != 0 && bad++ < 5)
+            fprintf(stderr, "http_date(%lld): %s, strftime: %s\n",
+                    (long long)t, got, want);
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    /* Outside years 0-9999: the nearest date that fits, never garbage. */
+    http_date((time_t)253402300800LL, got, sizeof(got));
+    CU_ASSERT_STRING_EQUAL(got, "Fri, 31 Dec 9999 23:59:59 GMT");
+    http_date((time_t)-62167219201LL, got, sizeof(got));
+    CU_ASSERT_STRING_EQUAL(got, "Sat, 01 Jan 0000 00:00:00 GMT");
     http_date(784111777, got, sizeof(got));
     CU_ASSERT_STRING_EQUAL(got, "Sun, 06 Nov 1994 08:49:37 GMT");
     /* Round trip through the parser the daemon uses for If-Modified-Since. */
