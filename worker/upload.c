@@ -12,9 +12,9 @@
  *    file already exists at the path (the bytes are then compared: 200 if
  *    identical, 409 if not);
  *  - a plain PUT of a whole file with no session yet starts one-shot too
- *    ("deferred"), and becomes a session only if it must: cut before its
- *    end (what arrived is kept for a resume) or past its first 8 MiB
- *    checkpoint (upload_promote, upload_place.c).
+ *    ("deferred"), and becomes a session only if its connection ends
+ *    before the body does: what arrived is then kept for a resume
+ *    (upload_promote, upload_place.c).
  * Completion (fdatasync, link into place, directory fsync) runs on the
  * worker's sync pool; the answer is sent only after it.
  *
@@ -359,10 +359,6 @@ upload_body(struct conn *c, const char *at, size_t len)
         up->received += (uint64_t)n;
     }
     note_written(up, up->received);
-    /* A body this long is worth the session's syncs: from its first
-     * checkpoint on, a crash keeps what a status request reports. */
-    if (up->received >= CHECKPOINT_BYTES && upload_may_promote(up))
-        upload_promote(up);
     return 0;
 }
 
@@ -636,7 +632,6 @@ upload_abort(struct conn *c)
     if (!up->job_pending && !up->opening && upload_may_promote(up)
         && (up->wb == NULL || !writeback_failed(up->wb))) {
         /* The body was cut: what arrived is kept for a resume. */
-        up->c = NULL;
         upload_promote(up);
         return;
     }

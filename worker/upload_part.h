@@ -57,7 +57,7 @@ struct upload {
     struct ckpt_state *ckpt;        /* MODE_STAGING, once checkpointed */
     bool             deferred;      /* a plain PUT in a staging file that
                                        becomes a session if it must */
-    bool             promoting;     /* sess_adopt in flight, or done */
+    bool             promoting;     /* upload_promote was called */
     bool             write_error;   /* nothing of it is worth keeping */
     uint32_t         body_crc;      /* deferred: CRC-32C of [0, received) */
     struct writeback *wb;           /* once a stretch of the body is in */
@@ -107,10 +107,9 @@ int  upload_place(struct conn *c, struct upload *up, const char **why,
 bool upload_start_reclaim(struct conn *c, struct upload *up);
 int  upload_send_continue(struct conn *c, struct upload *up);
 bool upload_published_meanwhile(struct upload *up);
-/* A deferred plain PUT turns out to need resuming: make its staging file
- * a session's data (sess_adopt) and commit what arrived. With the
- * connection gone (up->c NULL) the upload is freed afterwards, else the
- * body, paused meanwhile, goes on into the session. */
+/* A deferred plain PUT was cut: make its staging file a session's data
+ * (sess_adopt) and commit what arrived, then free the upload. The caller
+ * has let go of the connection. */
 void upload_promote(struct upload *up);
 /* Whether a deferred upload may become a session now. */
 bool upload_may_promote(const struct upload *up);

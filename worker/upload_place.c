@@ -240,10 +240,11 @@ begin_session(struct conn *c, struct upload *up)
 }
 
 /* A whole file by plain PUT with no session yet: it goes to a one-shot
- * staging file and becomes a session only if it must (upload_promote), so
- * the usual PUT that completes in one request pays for no manifest and no
- * session directory (docs/recovery.md, "Deferred create"). A PUT for
- * which a session exists (a re-send after a cut) resumes that one. */
+ * staging file and becomes a session only if its connection ends before
+ * the body does (upload_promote), so a PUT that completes in one request
+ * pays for no manifest, no session directory, no checkpoints and no
+ * re-reading at publication (docs/recovery.md, "Deferred create"). A PUT
+ * for which a session exists (a re-send after a cut) resumes that one. */
 static bool
 defer_session(struct upload *up)
 {
@@ -266,58 +267,40 @@ upload_may_promote(const struct upload *up)
         && (up->ckpt == NULL || (!up->ckpt->failed && !up->ckpt->inflight));
 }
 
+/* The connection is gone either way: with rc 0 the session keeps what
+ * arrived (upload_free detaches it, which commits), else the staging
+ * file is discarded. */
 static void
 promoted(struct sess *s, int rc, void *arg)
 {
     struct upload *up = arg;
-    struct conn *c = up->c;
     (void)s;
     up->opening = false;
     if (rc == 0) {
         /* The staging name is the session's `data` now. */
         up->staging[0] = '\0';
-        up->deferred = false;
         up->mode = MODE_SESSION;
-        close(up->fd);
-        up->fd = -1;
-        sess_checkpoint(up->sess);      /* commit what arrived, now */
-        up->next_checkpoint = (up->received / CHECKPOINT_BYTES + 1)
-                              * CHECKPOINT_BYTES;
     } else {
         if (rc != 409)
-            log_warn("%s: cannot keep the upload as a session (%d)",
+            log_warn("%s: cannot keep the cut upload as a session (%d)",
                      up->rel, rc);
         sess_free(up->sess);
         up->sess = NULL;
     }
-    if (c == NULL || !conn_alive(c)) {
-        upload_free(up, true);          /* a session keeps what arrived */
-        return;
-    }
-    if (rc != 0 && rc != 409) {
-        conn_clear_handler(c, up);
-        upload_free(up, true);
-        conn_reject(c, rc == 507 ? 507 : 503, rc == 507
-                    ? "not enough free space on the server"
-                    : "cannot keep the upload resumable; retry shortly");
-        return;
-    }
-    resume_body(up);                    /* 409: another session; one-shot */
+    upload_free(up, true);
 }
 
 void
 upload_promote(struct upload *up)
 {
     up->promoting = true;
+    up->c = NULL;
     up->sess = session_for(up);
-    if (up->sess == NULL) {             /* out of memory: stays one-shot */
-        if (up->c == NULL)
-            upload_free(up, true);
+    if (up->sess == NULL) {             /* out of memory */
+        upload_free(up, true);
         return;
     }
-    if (up->c != NULL)
-        conn_pause_body(up->c);
-    up->opening = true;                 /* upload_abort leaves the free to us */
+    up->opening = true;
     sess_adopt(up->sess, up->staging, up->fd, up->received, up->body_crc,
                promoted, up);
 }
