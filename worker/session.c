@@ -28,6 +28,7 @@
 #include "lib/store/retry.h"
 #include "lib/util/crc32c.h"
 #include "lib/util/log.h"
+#include "lib/util/syncsite.h"
 #include "shm/stats.h"
 #include "worker/conn.h"
 #include "worker/syncpool.h"
@@ -123,7 +124,8 @@ read_header(struct sess *s)
 int
 sess_remove_dir(struct sess *s, char *err, size_t errlen)
 {
-    s->job_remove_syncs += MANIFEST_REMOVE_SYNCS;
+    if (!sync_sites_off())
+        s->job_remove_syncs += MANIFEST_REMOVE_SYNCS;
     return manifest_remove(s->w->staging_fd, s->key, err, errlen);
 }
 

@@ -316,7 +316,7 @@ unlock:
     free(buf);
     /* Synced outside the lock so concurrent appenders share the flush. */
     if (rc == 0)
-        m->syncs++;
+        manifest_count_syncs(m, 1);
     if (rc == 0 && SYNC_AT("manifest_record", fdatasync(m->fd)) < 0) {
         m->failed = 1;
         rc = manifest_fail(err, errlen, errno, "manifest %.8s: fdatasync: %s",
@@ -348,7 +348,7 @@ manifest_append_chunks(struct manifest *m, const struct manifest_chunk *c,
         return manifest_fail(err, errlen, EIO, "manifest %.8s: an earlier "
                              "write or sync failed", m->hex);
     /* The bytes must be durable before the record that vouches for them. */
-    m->syncs++;
+    manifest_count_syncs(m, 1);
     if (SYNC_AT("manifest_chunk_data", fdatasync(m->datafd)) < 0) {
         m->failed = 1;
         return manifest_fail(err, errlen, errno, "manifest %.8s: fdatasync "
@@ -420,7 +420,8 @@ manifest_replay(struct manifest *m, int flags, manifest_record_fn fn,
         if ((flags & MANIFEST_TRUNCATE) && (uint64_t)st.st_size > end) {
             if (cut(m, end, err, errlen) < 0)
                 rc = -1;
-            else if (++m->syncs, SYNC_AT("manifest_truncate", fdatasync(m->fd)) < 0)
+            else if (manifest_count_syncs(m, 1),
+                     SYNC_AT("manifest_truncate", fdatasync(m->fd)) < 0)
                 rc = manifest_fail(err, errlen, errno, "manifest %.8s: "
                                    "fdatasync: %s", m->hex, strerror(errno));
         }

@@ -141,7 +141,8 @@ void manifest_close(struct manifest *m);
 /* The data file, for pwrite at chunk offsets (never over a held range). */
 int  manifest_data_fd(const struct manifest *m);
 
-/* fsyncs and fdatasyncs made through this handle so far (/metrics). */
+/* fsyncs and fdatasyncs made through this handle so far (/metrics; none
+ * under storage.sync = off). */
 uint32_t manifest_syncs(const struct manifest *m);
 /* manifest_remove makes one: the fan-out directory's. */
 #define MANIFEST_REMOVE_SYNCS 1

@@ -232,7 +232,7 @@ create_files(struct manifest *m, const struct manifest_header *h,
     if (m->fd < 0)
         return manifest_fail(err, errlen, errno, "manifest %.8s: create: %s",
                              m->hex, strerror(errno));
-    m->syncs++;
+    manifest_count_syncs(m, 1);
     if (manifest_pwrite_all(m->fd, buf, len, 0) < 0
         || SYNC_AT("manifest_header", fdatasync(m->fd)) < 0)
         return manifest_fail(err, errlen, errno, "manifest %.8s: write "
@@ -277,7 +277,7 @@ create(int staging_fd, const uint8_t key[MANIFEST_KEY_LEN],
     /* Directory entries for data and manifest, the session directory and
      * the fan-out directory (another creator may have made it and not yet
      * synced staging): without these a synced HEADER can vanish. */
-    m->syncs += 3;
+    manifest_count_syncs(m, 3);
     if (SYNC_AT("manifest_session_dir", fsync(m->dfd)) < 0
         || SYNC_AT("manifest_fan_dir", fsync(fanfd)) < 0
         || SYNC_AT("manifest_staging_dir", fsync(staging_fd)) < 0) {

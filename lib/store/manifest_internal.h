@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "lib/store/manifest.h"
+#include "lib/util/syncsite.h"
 
 struct manifest {
     int      dfd, fd, datafd;
@@ -16,6 +17,15 @@ struct manifest {
     uint32_t syncs;                     /* fsyncs/fdatasyncs made through it */
     char     hex[MANIFEST_KEY_HEXLEN + 1];
 };
+
+/* n syncs about to be made through m (none under storage.sync = off,
+ * where SYNC_AT skips them). */
+static inline void
+manifest_count_syncs(struct manifest *m, uint32_t n)
+{
+    if (!sync_sites_off())
+        m->syncs += n;
+}
 
 /* Formats err (if given), sets errno = e, returns -1. */
 int manifest_fail(char *err, size_t errlen, int e, const char *fmt, ...);
