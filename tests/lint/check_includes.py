@@ -69,7 +69,7 @@ def violations(folder):
 WORKER_LAYERS = [
     ("base", ["loop", "cors", "syncpool"]),
     ("transport", ["conn", "handler"]),
-    ("services", ["session", "storage", "accesslog"]),
+    ("services", ["session", "storage", "accesslog", "writeback"]),
     ("handlers", ["upload", "tus", "ietf", "download", "admin"]),
     ("router", ["router"]),
     ("pause", ["pause"]),
