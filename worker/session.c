@@ -364,6 +364,10 @@ sess_adopt(struct sess *s, const char *name, int fd, uint64_t written,
         notify(s, 500);
         return;
     }
+    if (sess_own_needed(s)) {     /* cluster: no deferred sessions */
+        notify(s, 409);
+        return;
+    }
     int rc = shm_table_claim(s->w->table, s->key, &ss, now, now + CREATE_S,
                              &s->ref, &v, s->err, sizeof(s->err));
     if (rc == SHM_TABLE_OK) {

@@ -248,7 +248,10 @@ begin_session(struct conn *c, struct upload *up)
 static bool
 defer_session(struct upload *up)
 {
-    if (up->chunked_proto || up->w->table == NULL)
+    /* A cluster node takes a session's ownership when it opens it
+     * (docs/cluster.md): there every session is made at the head. */
+    if (up->chunked_proto || up->w->table == NULL
+        || up->w->conf->node_id[0] != '\0')
         return false;
     struct sess *s = session_for(up);
     struct shm_view v;
