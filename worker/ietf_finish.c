@@ -74,7 +74,6 @@ void
 ietf_finished(struct sess *s, int rc, void *arg)
 {
     struct ietf *t = arg;
-    (void)s;
     if (!ietf_still_wanted(t))
         return;
     struct conn *c = t->c;
@@ -82,6 +81,7 @@ ietf_finished(struct sess *s, int rc, void *arg)
         ietf_fail(t, rc, false, "%s", rc == 409
                   ? "a different file exists at this path"
                   : rc == 507 ? "not enough free space"
+                  : rc == 503 && sess_elsewhere(s) ? sess_error(s)
                   : "cannot store the upload");
         return;
     }

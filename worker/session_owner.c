@@ -262,6 +262,7 @@ sess_owner_check(struct sess *s)
     if (held == 0)
         snprintf(s->err, sizeof(s->err), "session moved to another cluster "
                  "node");
+    s->elsewhere = true;
     log_warn("cluster: session %s: %s; nothing acknowledged", s->hdr.path,
              s->err);
     errno = ESTALE;

@@ -118,7 +118,6 @@ void
 tus_finished(struct sess *s, int rc, void *arg)
 {
     struct tus *t = arg;
-    (void)s;
     if (!tus_still_wanted(t))
         return;
     struct conn *c = t->c;
@@ -128,6 +127,7 @@ tus_finished(struct sess *s, int rc, void *arg)
              : rc == 460 ? "the file's SHA-256 is not the one announced "
                            "(X-Content-SHA256, Digest or Repr-Digest)"
              : rc == 507 ? "not enough free space"
+             : rc == 503 && sess_elsewhere(s) ? sess_error(s)
              : "cannot store the upload");
         return;
     }

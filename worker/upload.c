@@ -151,11 +151,15 @@ void
 upload_respond_status(struct conn *c, struct upload *up, int status)
 {
     struct http_head h;
-    char body[128];
+    char body[384];
     int n;
 
     switch (status) {
     case 201: n = snprintf(body, sizeof(body), "201 Created\n"); break;
+    case 503: n = snprintf(body, sizeof(body), "503 Service Unavailable%s%s\n",
+                           up->sess && sess_elsewhere(up->sess) ? ": " : "",
+                           up->sess && sess_elsewhere(up->sess)
+                           ? sess_error(up->sess) : ""); break;
     case 200: n = snprintf(body, sizeof(body), up->chunked_proto
                            ? "200 OK: stored\n"
                            : "200 OK: identical file exists\n"); break;

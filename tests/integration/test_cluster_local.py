@@ -417,3 +417,51 @@ def test_starting_node_leaves_other_nodes_uploads_alone():
         c.close()
         assert r.status == 201, r
         assert b.get("sweep/small.bin").body == data
+
+
+def owner_file(cl):
+    names = [os.path.join(cl.staging, f[:2], f) for f in cl.owner_files()]
+    assert len(names) == 1, names
+    return names[0]
+
+
+@hfs.timeout(60)
+def test_node_that_lost_its_session_acknowledges_nothing():
+    """The partition case (docs/cluster.md), without Gluster: node a owns a
+    session; its ownership moves behind its back (here the owner file is
+    given node-b's token, as b's takeover would write it once Gluster had
+    dropped a's lock). a's next commit re-checks, answers 503 with
+    Retry-After and acknowledges nothing; b, taking the session over, finds
+    only what a had acknowledged before, and finishes it."""
+    with Cluster(2, workers=1) as cl:
+        a, b = cl.nodes
+        path, sid = "moved/f.bin", "moved-1"
+        data = hfs.det_bytes(3 * MiB, seed=12)
+        assert chunk(a, path, data, 0, MiB, sid).status == 200
+        # Half of the next chunk is being written when the session moves.
+        c = start_chunk(a, path, data, MiB, 2 * MiB, sid, MiB // 2)
+        dpath = os.path.join(os.path.dirname(owner_file(cl)),
+                             os.path.basename(owner_file(cl))[:-6], "data")
+
+        def writing():
+            with open(dpath, "rb") as f:
+                f.seek(MiB)
+                return f.read(4096) == data[MiB:MiB + 4096]
+        hfs.wait_for(writing, 10, "the chunk's first bytes in the data file")
+        with open(owner_file(cl), "w") as f:
+            f.write("0123456789abcdef node-b\n")
+        c.send(data[MiB + MiB // 2:2 * MiB])
+        r = c.read_response("PUT")
+        c.close()
+        assert r.status == 503, r
+        assert r.header("Retry-After"), r
+        assert b"node-b" in r.body, r.body
+        assert "nothing acknowledged" in a.log()
+        st = tr.status(b, path, len(data), sid)
+        assert st.status == 200, st
+        assert held(st) == [(0, MiB)], \
+            "a refused chunk was acknowledged anyway: %r" % held(st)
+        assert chunk(b, path, data, MiB, 2 * MiB, sid).status == 200
+        assert chunk(b, path, data, 2 * MiB, 3 * MiB, sid).status == 201
+        assert hfs.sha256(a.get(path).body) == hfs.sha256(data)
+        assert cl.sessions_on_disk() == [] and cl.owner_files() == []
