@@ -1,5 +1,6 @@
 /* syncpool: runs blocking file work (fsync, link, directory sync, hashing)
- * off the event loop, on a few threads per worker.
+ * off the event loop, on as many threads per worker as the load keeps busy
+ * (2 to 32).
  *
  * Why: an fdatasync of a large upload takes hundreds of milliseconds; done on
  * the loop it would stall every other connection of the worker. A job's
@@ -29,6 +30,10 @@ void syncpool_submit_held(struct syncpool *p, struct sync_job *job);
 /* Hold (true) or release (false) the jobs of syncpool_submit_held.
  * Releasing submits every held job and returns how many there were. */
 int  syncpool_hold(struct syncpool *p, bool hold);
+/* Threads now: from syncpool_create's count (the floor), grown by jobs
+ * that find every thread busy, up to 32; idle ones above the floor exit
+ * after 10 s. */
+int  syncpool_threads(struct syncpool *p);
 /* Jobs queued or running; the worker waits for zero before exiting. */
 int  syncpool_pending(const struct syncpool *p);
 /* Stops the threads after the queue drains. */
