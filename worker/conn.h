@@ -25,6 +25,7 @@ struct sync_job;
 struct stats_slot;
 struct shm_table;
 struct syncpool;
+struct commit;
 struct handler;
 struct peers;
 struct linesink;
@@ -48,6 +49,7 @@ struct worker {
     SSL_CTX            *tls_ctx;
     struct loop        *loop;
     struct syncpool    *pool;
+    struct commit      *commit;         /* storage.sync = "batch" */
     struct shm_table   *table;          /* resumable sessions */
     struct stats       *stats;
     struct stats_slot  *slot;

@@ -29,6 +29,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,9 +128,13 @@ staging_publish_work(struct sync_job *job)
     }
     struct store_modes modes = { up->w->conf->file_mode,
                                  up->w->conf->dir_mode };
-    up->result = store_publish(up->w->staging_fd, up->staging, up->fd,
-                               up->w->root_fd, up->rel, &modes, up->err,
-                               sizeof(up->err));
+    /* "batch": the directories are synced by the group (worker/commit.c),
+     * the data here, at the same time as the other uploads' on other
+     * pool threads. */
+    up->result = (up->w->conf->sync_mode == CONF_SYNC_BATCH
+                  ? store_publish_unsynced_dirs : store_publish)(
+                     up->w->staging_fd, up->staging, up->fd, up->w->root_fd,
+                     up->rel, &modes, up->err, sizeof(up->err));
     up->result_errno = errno;
 }
 
@@ -366,10 +371,41 @@ upload_body(struct conn *c, const char *at, size_t len)
     return 0;
 }
 
+static void publish_answer(struct upload *up);
+
+static void
+group_committed(struct commit_member *m)
+{
+    struct upload *up = (struct upload *)((char *)m
+                                          - offsetof(struct upload, member));
+    if (m->result != 0) {
+        up->result = STORE_PUBLISH_ERROR;
+        up->result_errno = m->result;
+        snprintf(up->err, sizeof(up->err), "%s", m->err);
+    }
+    publish_answer(up);
+}
+
 static void
 staging_publish_done(struct sync_job *job)
 {
     struct upload *up = (struct upload *)job;
+    if (up->w->conf->sync_mode == CONF_SYNC_BATCH
+        && (up->result == STORE_PUBLISHED
+            || up->result == STORE_IDENTICAL_EXISTS)) {
+        up->member.rel = up->rel;
+        up->member.data_fd = up->fd;
+        up->member.done = group_committed;
+        commit_add(up->w->commit, &up->member);
+        return;
+    }
+    publish_answer(up);
+}
+
+/* The publication's outcome, durable (or failed): answer it. */
+static void
+publish_answer(struct upload *up)
+{
     up->job_pending = false;
     int status = publish_status(up->result, up->result_errno);
     if (status == 201 || status == 200) {

@@ -12,6 +12,7 @@
 #include "lib/store/path.h"
 #include "lib/store/publish.h"
 #include "lib/store/retry.h"
+#include "worker/commit.h"
 #include "worker/syncpool.h"
 #include "worker/upload_parse.h"
 
@@ -37,6 +38,7 @@ struct ckpt_state {
 
 struct upload {
     struct sync_job  job;
+    struct commit_member member;    /* storage.sync = "batch" */
     struct conn     *c;             /* NULL once the connection is gone */
     struct worker   *w;
     enum upload_mode mode;

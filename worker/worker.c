@@ -31,6 +31,7 @@
 #include "worker/router.h"
 #include "worker/session.h"
 #include "worker/storage.h"
+#include "worker/commit.h"
 #include "worker/syncpool.h"
 
 #define SYNC_THREADS 2
@@ -154,7 +155,8 @@ on_tick(void *data)
     }
     if (w->stopping) {
         conn_close_idle(w);
-        if ((w->nconns == 0 && syncpool_pending(w->pool) == 0)
+        if ((w->nconns == 0 && syncpool_pending(w->pool) == 0
+             && commit_pending(w->commit) == 0)
             || loop_now_ms(w->loop) >= w->stop_deadline_ms)
             loop_stop(w->loop);
     }
@@ -178,7 +180,8 @@ on_batch_end(void *data)
     conn_free_dead(w);
     /* One write for every line of this turn: docs/performance.md. */
     linesink_flush(w->alog);
-    if (w->stopping && w->nconns == 0 && syncpool_pending(w->pool) == 0)
+    if (w->stopping && w->nconns == 0 && syncpool_pending(w->pool) == 0
+        && commit_pending(w->commit) == 0)
         loop_stop(w->loop);
 }
 
@@ -268,6 +271,7 @@ worker_run(const struct worker_init *init)
     if (prepare_keys(&w) < 0
         || (w.loop = loop_create()) == NULL
         || (w.pool = syncpool_create(w.loop, SYNC_THREADS)) == NULL
+        || (w.commit = commit_create(&w)) == NULL
         || setup_signals(&w) < 0) {
         log_error("worker setup: %s", strerror(errno));
         return 2;
@@ -329,8 +333,10 @@ worker_run(const struct worker_init *init)
     release_keys(&w);
     linesink_flush(w.alog);
     pause_fini(&w);
+    commit_flush(w.commit);
     syncpool_destroy(w.pool);    /* waits for running jobs */
     sess_teardown(&w);
+    commit_destroy(w.commit);
     loop_destroy(w.loop);
     return rc < 0 ? 1 : 0;
 }

@@ -5,6 +5,7 @@
 #include "lib/util/syncsite.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <stdarg.h>
@@ -204,7 +205,7 @@ make_dir(int dfd, const char *name, mode_t dir_mode, int flags,
  * names it. Syncing a clean directory is cheap next to the data sync before
  * it. */
 static int
-open_dir(int dfd, const char *name, mode_t dir_mode, char *err,
+open_dir(int dfd, const char *name, mode_t dir_mode, bool sync, char *err,
          size_t errlen)
 {
     int         fd, e, flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
@@ -214,7 +215,7 @@ open_dir(int dfd, const char *name, mode_t dir_mode, char *err,
     fd = openat(dfd, name, flags);
     if (fd < 0 && errno == ENOENT && dir_mode != 0)
         fd = make_dir(dfd, name, dir_mode, flags, &what);
-    if (fd >= 0 && dir_mode != 0
+    if (fd >= 0 && dir_mode != 0 && sync
         && SYNC_AT("publish_parent_dir", fsync(dfd)) < 0) {
         what = "fsync of parent directory";
         close_keep(fd);
@@ -238,9 +239,9 @@ open_dir(int dfd, const char *name, mode_t dir_mode, char *err,
     return -1;
 }
 
-int
-store_open_parent(int root_fd, const char *rel, mode_t dir_mode,
-                  int *dirfd_r, const char **leaf_r, char *err, size_t errlen)
+static int
+open_parent(int root_fd, const char *rel, mode_t dir_mode, bool sync,
+            int *dirfd_r, const char **leaf_r, char *err, size_t errlen)
 {
     char        comp[STORE_NAME_MAX + 1];
     const char *p = rel, *slash;
@@ -260,7 +261,7 @@ store_open_parent(int root_fd, const char *rel, mode_t dir_mode,
     while ((slash = strchr(p, '/')) != NULL) {
         memcpy(comp, p, (size_t)(slash - p));
         comp[slash - p] = '\0';
-        fd = open_dir(cur, comp, dir_mode, err, errlen);
+        fd = open_dir(cur, comp, dir_mode, sync, err, errlen);
         close_keep(cur);
         if (fd < 0)
             return -1;
@@ -270,6 +271,23 @@ store_open_parent(int root_fd, const char *rel, mode_t dir_mode,
     *dirfd_r = cur;
     *leaf_r = p;
     return 0;
+}
+
+int
+store_open_parent(int root_fd, const char *rel, mode_t dir_mode,
+                  int *dirfd_r, const char **leaf_r, char *err, size_t errlen)
+{
+    return open_parent(root_fd, rel, dir_mode, true, dirfd_r, leaf_r, err,
+                       errlen);
+}
+
+int
+store_open_parent_unsynced(int root_fd, const char *rel, mode_t dir_mode,
+                           int *dirfd_r, const char **leaf_r, char *err,
+                           size_t errlen)
+{
+    return open_parent(root_fd, rel, dir_mode, false, dirfd_r, leaf_r, err,
+                       errlen);
 }
 
 /* One syscall instead of a walk per GET. ENOSYS: kernel < 5.6 or a seccomp

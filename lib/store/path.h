@@ -49,6 +49,13 @@ int store_open_parent(int root_fd, const char *rel, mode_t dir_mode,
                       int *dirfd_r, const char **leaf_r, char *err,
                       size_t errlen);
 
+/* The same, but syncs no directory: for a group commit (storage.sync =
+ * "batch") that syncs every directory from root_fd down to the result
+ * itself, once for all the uploads of the group. */
+int store_open_parent_unsynced(int root_fd, const char *rel, mode_t dir_mode,
+                               int *dirfd_r, const char **leaf_r, char *err,
+                               size_t errlen);
+
 /* Open rel for reading, confined below root_fd, refusing symlinks anywhere
  * and anything that is not a regular file (errno EISDIR for a directory,
  * EPERM for a fifo, socket or device). The fd has O_NONBLOCK (so a planted

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,8 +161,8 @@ same_bytes(int a, int b, off_t size, char *err, size_t errlen)
 /* Decides between IDENTICAL_EXISTS and CONFLICT for a name that linkat
  * found taken. */
 static int
-judge_existing(int dfd, const char *leaf, int data_fd, char *err,
-               size_t errlen)
+judge_existing(int dfd, const char *leaf, int data_fd, bool sync_dir,
+               char *err, size_t errlen)
 {
     struct stat ours, theirs;
     int         fd, same;
@@ -188,7 +189,7 @@ judge_existing(int dfd, const char *leaf, int data_fd, char *err,
         return same < 0 ? STORE_PUBLISH_ERROR : STORE_CONFLICT;
     /* A concurrent publisher of the same bytes may not have synced the
      * entry yet; "already there" must be as durable as "published". */
-    if (SYNC_AT("publish_existing_dir", fsync(dfd)) < 0)
+    if (sync_dir && SYNC_AT("publish_existing_dir", fsync(dfd)) < 0)
         return fail(err, errlen, "fsync of existing file's directory");
     return STORE_IDENTICAL_EXISTS;
 }
@@ -223,7 +224,8 @@ unpublish(int dfd, const char *leaf, int data_fd)
 
 static int
 link_or_judge(int staging_fd, const char *staging_name, int data_fd,
-              int dfd, const char *leaf, char *err, size_t errlen)
+              int dfd, const char *leaf, bool sync_dir, char *err,
+              size_t errlen)
 {
     int tries, rc;
 
@@ -235,7 +237,7 @@ link_or_judge(int staging_fd, const char *staging_name, int data_fd,
             return STORE_PUBLISHED;
         if (errno != EEXIST)
             return fail(err, errlen, "linkat");
-        rc = judge_existing(dfd, leaf, data_fd, err, errlen);
+        rc = judge_existing(dfd, leaf, data_fd, sync_dir, err, errlen);
         if (rc != JUDGE_VANISHED)
             return rc;
     }
@@ -258,10 +260,10 @@ set_mode(int data_fd, mode_t mode, char *err, size_t errlen)
     return 0;
 }
 
-int
-store_publish(int staging_fd, const char *staging_name, int data_fd,
-              int root_fd, const char *rel, const struct store_modes *modes,
-              char *err, size_t errlen)
+static int
+publish(int staging_fd, const char *staging_name, int data_fd, int root_fd,
+        const char *rel, const struct store_modes *modes, bool sync_dirs,
+        char *err, size_t errlen)
 {
     const char *leaf;
     int         dfd, rc;
@@ -278,14 +280,15 @@ store_publish(int staging_fd, const char *staging_name, int data_fd,
         return fail(err, errlen, "fsync of upload data");
     /* Creates and syncs missing directories: the file's entry is only as
      * durable as every directory above it. */
-    if (store_open_parent(root_fd, rel, modes->dir, &dfd, &leaf, err,
-                          errlen) < 0)
+    if ((sync_dirs ? store_open_parent : store_open_parent_unsynced)(
+            root_fd, rel, modes->dir, &dfd, &leaf, err, errlen) < 0)
         return STORE_PUBLISH_ERROR;
-    rc = link_or_judge(staging_fd, staging_name, data_fd, dfd, leaf, err,
-                       errlen);
+    rc = link_or_judge(staging_fd, staging_name, data_fd, dfd, leaf,
+                       sync_dirs, err, errlen);
     /* The new entry survives a power cut only once its directory is
      * synced; before that we must not report success. */
-    if (rc == STORE_PUBLISHED && SYNC_AT("publish_dir", fsync(dfd)) < 0) {
+    if (sync_dirs && rc == STORE_PUBLISHED
+        && SYNC_AT("publish_dir", fsync(dfd)) < 0) {
         rc = fail(err, errlen, "fsync of target directory");
         unpublish(dfd, leaf, data_fd);
     }
@@ -293,6 +296,64 @@ store_publish(int staging_fd, const char *staging_name, int data_fd,
     if (rc == STORE_PUBLISHED || rc == STORE_IDENTICAL_EXISTS)
         drop_staging(staging_fd, staging_name, err, errlen);
     return rc;
+}
+
+int
+store_publish(int staging_fd, const char *staging_name, int data_fd,
+              int root_fd, const char *rel, const struct store_modes *modes,
+              char *err, size_t errlen)
+{
+    return publish(staging_fd, staging_name, data_fd, root_fd, rel, modes,
+                   true, err, errlen);
+}
+
+int
+store_publish_unsynced_dirs(int staging_fd, const char *staging_name,
+                            int data_fd, int root_fd, const char *rel,
+                            const struct store_modes *modes, char *err,
+                            size_t errlen)
+{
+    return publish(staging_fd, staging_name, data_fd, root_fd, rel, modes,
+                   false, err, errlen);
+}
+
+int
+store_sync_dir(int root_fd, const char *dir, bool holds_file, char *err,
+               size_t errlen)
+{
+    char        rel[STORE_PATH_MAX + 3];
+    const char *leaf;
+    int         dfd, rc;
+
+    /* The directory is the parent of a made-up leaf below it. */
+    if ((size_t)snprintf(rel, sizeof(rel), "%s%sx", dir, dir[0] ? "/" : "")
+        >= sizeof(rel)) {
+        errno = ENAMETOOLONG;
+        return fail(err, errlen, "directory path");
+    }
+    if (store_open_parent_unsynced(root_fd, rel, 0, &dfd, &leaf, err,
+                                   errlen) < 0)
+        return -1;
+    rc = holds_file ? SYNC_AT("publish_dir", fsync(dfd))
+                    : SYNC_AT("publish_parent_dir", fsync(dfd));
+    if (rc < 0)
+        fail(err, errlen, holds_file ? "fsync of target directory"
+                                     : "fsync of parent directory");
+    close_keep_errno(dfd);
+    return rc < 0 ? -1 : 0;
+}
+
+void
+store_unpublish(int root_fd, const char *rel, int data_fd)
+{
+    const char *leaf;
+    int         dfd, e = errno;
+
+    if (store_open_parent_unsynced(root_fd, rel, 0, &dfd, &leaf, NULL, 0) < 0)
+        return;
+    unpublish(dfd, leaf, data_fd);
+    close(dfd);
+    errno = e;
 }
 
 int

@@ -13,6 +13,7 @@
 #ifndef LIB_STORE_PUBLISH_H
 #define LIB_STORE_PUBLISH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -64,6 +65,27 @@ pid_t store_staging_owner(const char *name);
 int store_publish(int staging_fd, const char *staging_name, int data_fd,
                   int root_fd, const char *rel,
                   const struct store_modes *modes, char *err, size_t errlen);
+
+/* Group commit (storage.sync = "batch", worker/commit.c): store_publish
+ * without any directory sync. The data is synced before the name appears
+ * and the staging name is dropped, as above; but PUBLISHED and
+ * IDENTICAL_EXISTS here mean "visible, not yet durable": the caller must
+ * store_sync_dir every directory from root_fd down to rel's own (rel's
+ * proper prefixes: "", "a", "a/b" for "a/b/f") before it reports success,
+ * and store_unpublish rel if one of those syncs fails. */
+int store_publish_unsynced_dirs(int staging_fd, const char *staging_name,
+                                int data_fd, int root_fd, const char *rel,
+                                const struct store_modes *modes, char *err,
+                                size_t errlen);
+/* fsync of the directory dir below root_fd ("" is root_fd itself);
+ * holds_file: it is some upload's own directory (sync site publish_dir,
+ * else publish_parent_dir). 0, or -1 with errno and err. */
+int store_sync_dir(int root_fd, const char *dir, bool holds_file, char *err,
+                   size_t errlen);
+/* Takes rel's name back if it still names data_fd's file (a directory
+ * sync failed: nothing may stay visible that could vanish in a power
+ * cut). Keeps errno. */
+void store_unpublish(int root_fd, const char *rel, int data_fd);
 
 /* Remove a staging file. A missing name is success. Not synced: a name
  * that comes back after a power cut is swept by recovery. */

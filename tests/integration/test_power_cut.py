@@ -576,3 +576,35 @@ def test_cut_after_ack():
         _cut(rig)
         _assert_published(d, path, data, "tus")
         assert rig.sessions() == [], rig.sessions()
+
+
+@hfs.timeout(120)
+def test_cut_after_ack_batch():
+    """storage.sync = "batch" keeps the promise: one-shot PUTs answered by
+    group commits (several at once, into directories that do not exist
+    yet, some sharing one) are all there after a cut that drops everything
+    unsynced."""
+    need_powerfs()
+    with PowerRig(**{"storage.sync": "batch",
+                     "storage.sync_window_ms": 20}) as rig:
+        d = rig.d
+        files = {"g%d/s%d/f.bin" % (i % 3, i // 2): hfs.det_bytes(
+            3000 + 977 * i, 40 + i) for i in range(0, 24, 2)}
+        files.update({"g%d/flat%d.bin" % (i % 3, i): hfs.det_bytes(
+            5000 + i, 80 + i) for i in range(6)})
+        status = {}
+
+        def put(path):
+            status[path] = d.put(path, files[path]).status
+
+        ts = [threading.Thread(target=put, args=(p,)) for p in files]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60)
+        assert all(s == 201 for s in status.values()), status
+        m = d.metrics()
+        assert 0 < m.get("hfs_sync_batches_total") <= len(files), m
+        _cut(rig)
+        for path, data in files.items():
+            _assert_published(d, path, data, "one-shot PUT, batch")

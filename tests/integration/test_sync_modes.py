@@ -111,15 +111,16 @@ def _every_protocol(d, tag):
     return len(done)
 
 
-def _concurrent_small_puts(d, tag, threads=8, each=12):
+def _concurrent_small_puts(d, tag, threads=8, each=12, flat=False):
     """Small one-shot PUTs from several clients at once: the load a group
-    commit can gather."""
+    commit can gather. flat: all in one directory, else one per client."""
     failures, stored = [], {}
     lock = threading.Lock()
 
     def run(n):
         for i in range(each):
-            path = "%s/t%d/f%d.bin" % (tag, n, i)
+            path = ("%s/t%d-f%d.bin" if flat else "%s/t%d/f%d.bin") % (
+                tag, n, i)
             data = hfs.det_bytes(4096, seed=n * 1000 + i)
             r = d.put(path, data)
             with lock:
@@ -148,6 +149,45 @@ def test_always_stores_every_protocol_and_syncs():
         assert data_syncs >= len(PROTOCOLS) and dir_syncs >= len(PROTOCOLS), \
             (data_syncs, dir_syncs)
         assert d.metrics().get("hfs_sync_batches_total") == 0
+
+
+@hfs.timeout(90)
+def test_batch_stores_every_protocol_and_shares_syncs():
+    # The longest window: a loaded machine still puts several uploads in
+    # each group, so the counts below cannot depend on timing.
+    with Daemon(**{"storage.sync": "batch", "storage.sync_window_ms": 100,
+                   "server.workers": 1}) as d:
+        _every_protocol(d, "batch")
+        before = _syncs(d)
+        batches = d.metrics().get("hfs_sync_batches_total")
+        n = _concurrent_small_puts(d, "batch-load", threads=8, each=6,
+                                   flat=True)
+        data_syncs = _syncs(d)[0] - before[0]
+        dir_syncs = _syncs(d)[1] - before[1]
+        groups = d.metrics().get("hfs_sync_batches_total") - batches
+        # Each file's data is synced on its own; the two directories of
+        # the paths ("" and batch-load) once per group, not per upload
+        # ("always" makes 2 * n).
+        assert data_syncs == n, (data_syncs, n)
+        assert 0 < groups < n, (groups, n)
+        assert dir_syncs < n, (dir_syncs, n)
+        assert data_syncs + dir_syncs < 2 * n
+
+
+@hfs.timeout(90)
+def test_batch_window_0_and_small_groups():
+    """No wait at all (a group closes when the previous one is synced), and
+    groups cut at sync_batch_max: every upload is still stored and answered
+    once."""
+    for extra in ({"storage.sync_window_ms": 0},
+                  {"storage.sync_batch_max": 3}):
+        with Daemon(**dict({"storage.sync": "batch"}, **extra)) as d:
+            n = _concurrent_small_puts(d, "b", threads=6, each=5)
+            assert n == 30
+            m = d.metrics()
+            assert 0 < m.get("hfs_sync_batches_total") <= n, m
+            assert m.get("hfs_requests_total", method="PUT",
+                         status="201") == n
 
 
 @hfs.timeout(60)

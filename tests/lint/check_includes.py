@@ -69,7 +69,8 @@ def violations(folder):
 WORKER_LAYERS = [
     ("base", ["loop", "cors", "syncpool"]),
     ("transport", ["conn", "handler"]),
-    ("services", ["session", "storage", "accesslog", "writeback"]),
+    ("services", ["session", "storage", "accesslog", "writeback",
+                  "commit"]),
     ("handlers", ["upload", "tus", "ietf", "download", "admin"]),
     ("router", ["router"]),
     ("pause", ["pause"]),

@@ -521,6 +521,51 @@ test_staging_owner(void)
     CU_ASSERT_EQUAL(store_staging_owner("xup-12-ab"), -1);
 }
 
+/* The group commit's half (storage.sync = "batch"): same visible result,
+ * the directories left to store_sync_dir; store_unpublish takes back only
+ * our own file. */
+static void
+test_publish_unsynced_dirs(void)
+{
+    struct env e;
+    char       name[STORE_STAGING_NAME_LEN], err[256];
+    int        fd, other;
+
+    env_init(&e);
+    fd = stage(&e, name, 5000, 3);
+    CU_ASSERT_EQUAL(store_publish_unsynced_dirs(e.sfd, name, fd, e.rfd,
+                                                "g/h/f.bin", &MODES, err,
+                                                sizeof(err)), STORE_PUBLISHED);
+    CU_ASSERT_STRING_EQUAL(err, "");
+    CU_ASSERT(holds(e.root, "g/h/f.bin", 5000, 3));
+    CU_ASSERT_EQUAL(count_entries(e.stage), 0);
+    CU_ASSERT_EQUAL(store_sync_dir(e.rfd, "", false, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL(store_sync_dir(e.rfd, "g", false, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL(store_sync_dir(e.rfd, "g/h", true, err, sizeof(err)), 0);
+    /* A directory that is not there, or escapes: an error naming it. */
+    CU_ASSERT_EQUAL(store_sync_dir(e.rfd, "g/nope", true, err, sizeof(err)),
+                    -1);
+    CU_ASSERT_EQUAL(errno, ENOENT);
+    CU_ASSERT_EQUAL(store_sync_dir(e.rfd, "..", false, err, sizeof(err)), -1);
+    /* Identical bytes elsewhere: "already there", still unsynced. */
+    other = stage(&e, name, 5000, 3);
+    CU_ASSERT_EQUAL(store_publish_unsynced_dirs(e.sfd, name, other, e.rfd,
+                                                "g/h/f.bin", &MODES, err,
+                                                sizeof(err)),
+                    STORE_IDENTICAL_EXISTS);
+    /* Taking back a name that is someone else's file does nothing... */
+    store_unpublish(e.rfd, "g/h/f.bin", other);
+    CU_ASSERT(holds(e.root, "g/h/f.bin", 5000, 3));
+    /* ...ours goes, and a second time (or a missing path) is harmless. */
+    store_unpublish(e.rfd, "g/h/f.bin", fd);
+    CU_ASSERT_EQUAL(inode_of(e.root, "g/h/f.bin"), 0);
+    store_unpublish(e.rfd, "g/h/f.bin", fd);
+    store_unpublish(e.rfd, "no/such/f", fd);
+    close(other);
+    close(fd);
+    env_fini(&e);
+}
+
 static CU_TestInfo tests[] = {
     { "staging_owner parses the creator's pid", test_staging_owner },
     { "staging_create names and modes", test_staging_create },
@@ -528,6 +573,8 @@ static CU_TestInfo tests[] = {
     { "publish identical exists", test_publish_identical },
     { "publish applies file and dir modes", test_publish_modes },
     { "publish conflict", test_publish_conflict },
+    { "publish without directory syncs, unpublish",
+      test_publish_unsynced_dirs },
     { "publish over non-files and links", test_publish_not_a_file },
     { "free bytes", test_free_bytes },
     { "ENOSPC on a full tmpfs", test_enospc },
