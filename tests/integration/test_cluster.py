@@ -201,6 +201,17 @@ class _Client(threading.Thread):
         self.lost = []
         self.error = None
         self.done = False
+        # The test holds a client at hold_at bytes until it opens the
+        # gate, so that it is surely mid-upload when the node is killed.
+        self.hold_at = len(data)
+        self.gate = threading.Event()
+
+    waiting = False
+
+    def held(self, off):
+        if off >= self.hold_at and not self.gate.is_set():
+            self.waiting = True
+            assert self.gate.wait(60), "%s: gate never opened" % self.path
 
     def run(self):
         try:
@@ -249,6 +260,7 @@ class _Tus(_Client):
         deadline = time.monotonic() + 90
         while off < size:
             assert time.monotonic() < deadline, "tus upload stuck at %d" % off
+            self.held(off)
             r = _try(lambda: _tus_patch(self.front, self.loc, off,
                                         self.data[off:off + self.piece]))
             if r is not None and r.status == 204:
@@ -283,6 +295,7 @@ class _PlainPut(_Client):
             c.send(hfs.build_request("PUT", self.front.put_target(
                 self.path, size), hs, b"", length=False))
             for a in range(off, size, self.piece):
+                self.held(a)
                 if c.readable(0):
                     break
                 c.send(self.data[a:a + self.piece])
@@ -316,6 +329,20 @@ def _sha_of(url):
     return hfs.sha256(p.stdout)
 
 
+def _settled(node, metric, quiet=0.5, timeout=30):
+    """Waits until node's counter metric has not moved for `quiet` s."""
+    last, since = None, time.monotonic()
+    deadline = since + timeout
+    while time.monotonic() < deadline:
+        v = node.metrics().get(metric)
+        if v != last:
+            last, since = v, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return v
+        time.sleep(0.05)
+    raise AssertionError("%s of %s still moving" % (metric, node.name))
+
+
 def _received(nodes):
     return sum(n.metrics().get("hfs_bytes_received_total") for n in nodes)
 
@@ -340,12 +367,23 @@ def test_kill9_mid_upload_every_protocol():
         local, _ = hfs.make_file(csize, seed=11)
         tus = _Tus(c, pt, hfs.det_bytes(tsize, seed=12))
         plain = _PlainPut(c, pp, hfs.det_bytes(psize, seed=13))
+        tus.hold_at, plain.hold_at = 4 * MiB, 10 * MiB
         chunked = None
         try:
-            # The paced clients first; hmac-upload (not paced) last, so
-            # that all three are mid-upload at the kill.
+            # The paced clients first, held mid-way; hmac-upload (not
+            # paced) last, so that all three are mid-upload at the kill.
             tus.start()
             plain.start()
+
+            hfs.wait_for(lambda: tus.waiting and plain.waiting, 60,
+                         "tus and the plain PUT mid-way")
+            tus_acked = tus.acked
+            # What the plain PUT made durable so far (its first 8 MiB, the
+            # checkpoint that makes it a session), asked only once its
+            # client is idle and the node's session syncs have settled: a
+            # status HEAD on the node while another of its workers was
+            # still making the session took it from that worker.
+            _settled(victim, "hfs_session_syncs_total")
 
             def plain_durable():
                 r = _try(lambda: victim.request(
@@ -353,9 +391,9 @@ def test_kill9_mid_upload_every_protocol():
                 return r is not None and r.status == 200 and int(
                     r.header("Upload-Offset")) >= 8 * MiB and int(
                     r.header("Upload-Offset"))
-            plain.durable = hfs.wait_for(plain_durable, 60,
-                                         "the plain PUT's first 8 MiB")
-            hfs.wait_for(lambda: tus.acked >= 2 * MiB, 60, "tus 2 MiB")
+            plain.durable = hfs.wait_for(plain_durable, 10,
+                                         "the plain PUT's first 8 MiB",
+                                         interval=0.2)
             chunked = subprocess.Popen(
                 [UPLOAD, "--chunk-size", "1M", "--parallel", "2",
                  "--retry-delay", "0.2", "--max-delay", "1",
@@ -364,16 +402,19 @@ def test_kill9_mid_upload_every_protocol():
             hfs.wait_for(lambda: _requests(victim, "PUT", 200) >= 4, 60,
                          "4 acknowledged chunks", interval=0.005)
             chunks_acked = _requests(victim, "PUT", 200)
-            tus_acked = tus.acked
             got0 = _received(others)
             assert chunked.poll() is None, "chunked upload ended too soon"
             assert not tus.done and not plain.done, "uploads ended too soon"
             c.kill9(victim)
+            tus.gate.set()
+            plain.gate.set()
             out, err = chunked.communicate(timeout=120)
             assert chunked.returncode == 0, (out, err)
             tus.join(120)
             plain.join(120)
         finally:
+            tus.gate.set()
+            plain.gate.set()
             if chunked is not None and chunked.poll() is None:
                 chunked.kill()
                 chunked.wait()
