@@ -296,11 +296,13 @@ write_failed(struct conn *c, int e)
 }
 
 /* `written` bytes of this request's range are in the file: once the
- * first stretch is complete, start writing them back (worker/writeback.h). */
+ * first stretch is complete, start writing them back (worker/writeback.h).
+ * Not under storage.sync = "off": no fdatasync comes whose wait it would
+ * shorten, and the kernel writes the pages back when it likes. */
 static void
 note_written(struct upload *up, uint64_t written)
 {
-    if (written < WRITEBACK_STRETCH)
+    if (written < WRITEBACK_STRETCH || sync_sites_off())
         return;
     if (!up->wb_tried) {
         up->wb_tried = true;
