@@ -1,7 +1,7 @@
 /* fuzz_manifest: lib/store/manifest*.c, replay and recovery of a session's
  * manifest from whatever bytes a crash, a bad disk or a bug left behind.
  *
- * fuzz-sources: lib/store/manifest.c lib/store/manifest_dir.c lib/store/manifest_record.c lib/util/crc32c.c lib/util/ranges.c
+ * fuzz-sources: lib/store/manifest.c lib/store/manifest_dir.c lib/store/manifest_record.c lib/util/crc32c.c lib/util/ranges.c lib/util/syncsite.c
  * fuzz-libs:    -lcrypto
  * fuzz-args:    -max_len=65536
  *

@@ -1,6 +1,6 @@
 /* fuzz_path: lib/store/path.c, store_path_decode.
  *
- * fuzz-sources: lib/store/path.c
+ * fuzz-sources: lib/store/path.c lib/util/syncsite.c
  * fuzz-args:    -max_len=2048
  *
  * Input: the raw URL path after the prefix, as the client sent it. The
