@@ -241,5 +241,14 @@ master_recover(struct master *m, char *err, size_t errlen)
     if (r.elsewhere > 0)
         log_info("recovery: %d session(s) owned by other cluster nodes, "
                  "left to them", r.elsewhere);
+    if (m->conf.node_id[0] != '\0') {
+        int n = owner_sweep_orphans(m->staging_fd, m->conf.node_id, err,
+                                    errlen);
+        if (n < 0)
+            log_warn("recovery: owner files: %s", err);
+        else if (n > 0)
+            log_info("recovery: removed %d owner file(s) no session goes "
+                     "with", n);
+    }
     return 0;
 }

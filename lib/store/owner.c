@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include "lib/store/owner.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -288,4 +289,82 @@ const uint8_t *
 owner_key(const struct owner *o)
 {
     return o->key;
+}
+
+static bool
+is_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strchr("0123456789abcdef", s[i]) || s[i] == '\0')
+            return false;
+    return true;
+}
+
+/* One fan-out directory's orphans. */
+static int
+sweep_fan(int staging_fd, const char *fan, const char *node_id)
+{
+    int fd = openat(staging_fd, fan, O_RDONLY | O_DIRECTORY | O_NOFOLLOW
+                                     | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    struct dirent *de;
+    int n = 0;
+    if (d == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return 0;
+    }
+    while ((de = readdir(d)) != NULL) {
+        const char *name = de->d_name;
+        uint8_t key[MANIFEST_KEY_LEN];
+        char session[MANIFEST_KEY_HEXLEN + 1], err[256];
+        struct owner *o;
+        if (strlen(name) != MANIFEST_KEY_HEXLEN + 6
+            || strcmp(name + MANIFEST_KEY_HEXLEN, ".owner") != 0
+            || !is_hex(name, MANIFEST_KEY_HEXLEN))
+            continue;
+        memcpy(session, name, MANIFEST_KEY_HEXLEN);
+        session[MANIFEST_KEY_HEXLEN] = '\0';
+        for (int i = 0; i < MANIFEST_KEY_LEN; i++) {
+            unsigned v;
+            sscanf(session + 2 * i, "%2x", &v);
+            key[i] = (uint8_t)v;
+        }
+        if (faccessat(dirfd(d), session, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+            continue;                          /* a session goes with it */
+        int rc = owner_acquire(staging_fd, key, node_id, &o, err,
+                               sizeof(err));
+        if (rc != OWNER_NEW && rc != OWNER_JOINED)
+            continue;                          /* someone holds it */
+        owner_ready(o);
+        if (faccessat(dirfd(d), session, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+            owner_release(o);                  /* created meanwhile */
+            continue;
+        }
+        owner_remove(o);
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+int
+owner_sweep_orphans(int staging_fd, const char *node_id, char *err,
+                    size_t errlen)
+{
+    int fd = openat(staging_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    struct dirent *de;
+    int n = 0;
+    if (d == NULL) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return fail(err, errlen, e, "staging: open: %s", strerror(e));
+    }
+    while ((de = readdir(d)) != NULL)
+        if (strlen(de->d_name) == 2 && is_hex(de->d_name, 2))
+            n += sweep_fan(staging_fd, de->d_name, node_id);
+    closedir(d);
+    return n;
 }

@@ -58,5 +58,12 @@ void owner_release(struct owner *o);
  * .owner file if it is still ours, then release. */
 void owner_remove(struct owner *o);
 const uint8_t *owner_key(const struct owner *o);
+/* At start: removes the .owner files no session goes with (left by a node
+ * that died between removing a session and its owner file, or by a
+ * creation that failed), each only after taking its lock, so a file a
+ * live node holds (a session being created) stays. Returns how many, or
+ * -1 with err. */
+int  owner_sweep_orphans(int staging_fd, const char *node_id, char *err,
+                         size_t errlen);
 
 #endif

@@ -306,8 +306,17 @@ def test_restarted_node_does_not_resurrect_or_double_publish():
         left = cl.sessions_on_disk()
         assert len(left) == 1, left
 
+        # An owner file no session goes with (its node died between
+        # removing the session and the file): the restart sweeps it.
+        orphan = os.path.join(cl.staging, "ab", "ab" + "0" * 62 + ".owner")
+        os.makedirs(os.path.dirname(orphan), exist_ok=True)
+        open(orphan, "w").close()
         a2 = cl.start("node-a")
         assert "owned by other cluster nodes" in a2.log(), a2.log_tail()
+        assert not os.path.exists(orphan), "orphan owner file kept"
+        assert os.path.exists(os.path.join(
+            cl.staging, left[0][:2], left[0] + ".owner")), \
+            "b's session's owner file swept"
         assert cl.sessions_on_disk() == left, "restart touched b's session"
         # Not resurrected: p1 is b's; a2 says so and writes nothing.
         r = tr.status(a2, p1, len(d1), "r-1")

@@ -200,7 +200,48 @@ t_unlinked_file_not_taken(void)
     owner_remove(b);
 }
 
+/* Owner files no session goes with are swept, unless someone holds them
+ * (a session being created) or the session is there. */
+static void
+t_sweep_orphans(void)
+{
+    struct owner *held, *o;
+    uint8_t k2[MANIFEST_KEY_LEN], k3[MANIFEST_KEY_LEN];
+    char err[256], hex[MANIFEST_KEY_HEXLEN + 1], rel[200];
+
+    manifest_key("orphan", 6, "x", 1, k2);
+    manifest_key("with-session", 12, "x", 1, k3);
+    CU_ASSERT_EQUAL(owner_acquire(staging, key, "node-b", &held, err,
+                                  sizeof(err)), OWNER_NEW);
+    owner_ready(held);                      /* being created by node-b */
+    CU_ASSERT_EQUAL(owner_acquire(staging, k2, "node-a", &o, err,
+                                  sizeof(err)), OWNER_NEW);
+    owner_ready(o);
+    owner_release(o);                       /* its node died: an orphan */
+    CU_ASSERT_EQUAL(owner_acquire(staging, k3, "node-a", &o, err,
+                                  sizeof(err)), OWNER_NEW);
+    owner_ready(o);
+    owner_release(o);
+    manifest_key_hex(k3, hex);
+    snprintf(rel, sizeof(rel), "%.2s/%s", hex, hex);
+    CU_ASSERT_FATAL(mkdirat(staging, rel, 0700) == 0);   /* its session */
+
+    CU_ASSERT_EQUAL(owner_sweep_orphans(staging, "node-a", err,
+                                        sizeof(err)), 1);
+    manifest_key_hex(k2, hex);
+    snprintf(rel, sizeof(rel), "%.2s/%s.owner", hex, hex);
+    CU_ASSERT_EQUAL(faccessat(staging, rel, F_OK, 0), -1);
+    CU_ASSERT_EQUAL(faccessat(staging, owner_path(), F_OK, 0), 0);
+    manifest_key_hex(k3, hex);
+    snprintf(rel, sizeof(rel), "%.2s/%s.owner", hex, hex);
+    CU_ASSERT_EQUAL(faccessat(staging, rel, F_OK, 0), 0);
+    owner_remove(held);
+    CU_ASSERT_EQUAL(owner_sweep_orphans(staging, "node-a", err,
+                                        sizeof(err)), 0);
+}
+
 static CU_TestInfo tests[] = {
+    { "orphan owner files are swept", t_sweep_orphans },
     { "node ids and slots", t_node_ids },
     { "nodes exclude each other, a node's processes share", t_nodes_exclude },
     { "gate held while the new owner rebuilds", t_gate_held_while_rebuilding },
