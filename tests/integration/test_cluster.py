@@ -7,6 +7,7 @@ Which node served a request is read from each node's own /metrics
 """
 
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -560,3 +561,42 @@ def test_takeover_race_and_restart():
             for n in c.nodes + [c]:
                 assert _sha_of(n.url(p)) == hfs.sha256(data), (p, n.port)
             assert ("stored %s " % p) not in x.log(), p
+
+
+@hfs.timeout(120)
+def test_stalled_mount_keeps_its_sessions():
+    """A node whose Gluster client stalls (its side of a partition from the
+    volume: SIGSTOP of its FUSE process, the bricks still see it alive)
+    keeps its sessions' locks: another node asked for one answers 503 and
+    writes nothing. When the client runs again, the node's stalled chunk
+    completes and the upload finishes there, published once."""
+    if not cluster.daemon_knows_cluster():
+        raise hfs.Skip("the daemon has no cluster.node_id yet")
+    with cluster.Cluster(nodes=3) as c:
+        x, y = c.nodes[0], c.nodes[1]
+        data = hfs.det_bytes(4 * CHUNK, seed=31)
+        path = "stall/s.bin"
+        for i in range(2):
+            r = _chunk(x, path, data, i * CHUNK, (i + 1) * CHUNK, "stall")
+            assert r is not None and r.status == 200, r
+        fuse = c.gluster.mount_pid(x.mount)
+        got = {}
+        os.kill(fuse, signal.SIGSTOP)
+        try:
+            t = threading.Thread(target=lambda: got.setdefault(
+                "x", _chunk(x, path, data, 2 * CHUNK, 3 * CHUNK, "stall")))
+            t.start()
+            time.sleep(1.0)             # x's worker is now stuck in Gluster
+            assert t.is_alive(), got
+            r = _chunk(y, path, data, 2 * CHUNK, 3 * CHUNK, "stall")
+            assert r is not None and r.status == 503, r
+            assert x.name.encode() in r.body, r.body
+        finally:
+            os.kill(fuse, signal.SIGCONT)
+        t.join(60)
+        assert got["x"] is not None and got["x"].status == 200, got
+        r = _chunk_retried(x, path, data, 3 * CHUNK, 4 * CHUNK, "stall")
+        assert r.status == 201, r
+        for n in c.nodes:
+            assert _sha_of(n.url(path)) == hfs.sha256(data), n.name
+        assert ("stored %s " % path) not in y.log()
