@@ -379,11 +379,11 @@ def test_kill9_mid_upload_every_protocol():
             hfs.wait_for(lambda: tus.waiting and plain.waiting, 60,
                          "tus and the plain PUT mid-way")
             tus_acked = tus.acked
-            # What the plain PUT made durable so far (its first 8 MiB, the
-            # checkpoint that makes it a session), asked only once its
-            # client is idle and the node's session syncs have settled: a
-            # status HEAD on the node while another of its workers was
-            # still making the session took it from that worker.
+            # What the plain PUT made durable so far (its first 8 MiB),
+            # asked only once its client is idle and the node's session
+            # syncs have settled: in a cluster, a status HEAD on the node
+            # while its plain PUT is writing can make that PUT fail
+            # (docs/cluster.md, "Limits seen, and what they mean").
             _settled(victim, "hfs_session_syncs_total")
 
             def plain_durable():
