@@ -457,15 +457,15 @@ def header(r):
         "%s CPU(s) %s, kernel %s, %s storage (journal: %s, discard: %s); "
         "nginx %s, wrk %s; daemon %s (repo at %s), %s. Median of %s runs "
         "(min-max), servers alternating; %s s per wrk run. Whole bench: "
-        "%s s." % (
+        "%s s%s." % (
             m.get("cpus", "?"), m.get("cpu", "?").replace("_", " "),
             m.get("kernel", "?"), m.get("fs", "?"), m.get("journal", "?"),
             m.get("discard", "?"), m.get("nginx", "?"), m.get("wrk", "?"),
             m.get("bin", "?"), m.get("rev", "?"), m.get("date", "?"),
             m.get("runs", "?"), m.get("duration", "?"),
-            m.get("seconds", "?") + (
-                " (%s s before the journaled phase)" % m["plain_seconds"]
-                if "plain_seconds" in m else "")))
+            m.get("seconds", "?"),
+            " (%s s before the journaled phase)" % m["plain_seconds"]
+            if "plain_seconds" in m else ""))
     out += ["", "Load average %s at the start, %s at the end; a load above "
             "the CPU count means other work shared the machine and "
             "throughput is unreliable: compare the CPU-per-request rows, "
