@@ -244,8 +244,9 @@ class Tmpfs:
 
 
 def fill_with_expired_session(d, path, size):
-    """A resumable PUT of `size` bytes (its data file preallocated in
-    staging) cut after 64 KiB, then left idle past uploads.sessiontimeout
+    """A plain PUT of `size` bytes (its staging file preallocated) cut
+    after 64 KiB, which makes it a session (deferred create: the cut is
+    what turns it into one), then left idle past uploads.sessiontimeout
     (1 s): space held by a session that is due, not yet swept."""
     data = hfs.det_bytes(size, seed=9)
     # The janitor's first round runs a second after start, its next one
@@ -255,8 +256,10 @@ def fill_with_expired_session(d, path, size):
     c.send(build_request("PUT", d.put_target(path, size),
                          [("Content-Length", str(size))], b""))
     c.send(data[:64 * 1024])
-    hfs.wait_for(lambda: sessions_in(d.staging), what="session created")
+    hfs.wait_for(lambda: d.metrics().get("hfs_uploads_in_progress") == 1,
+                 what="upload under way")
     c.close()
+    hfs.wait_for(lambda: sessions_in(d.staging), what="session created")
     hfs.wait_for(lambda: d.metrics().get("hfs_uploads_in_progress") == 0,
                  what="cut upload seen")
     time.sleep(2.5)
