@@ -92,9 +92,8 @@ recover_one(const uint8_t key[MANIFEST_KEY_LEN], void *arg)
     }
     int removed = r->removed;
     recover_owned(key, arg);
-    owner_ready(o);
     if (r->removed > removed)
-        owner_remove(o);
+        owner_remove(o);         /* gate still held: nobody joins it */
     else
         owner_release(o);
     return 0;

@@ -232,13 +232,16 @@ sess_own_work(struct sess *s)
     case OWNER_NEW: {
         bool none = false;
         int rc = rebuild(s, &none);
-        owner_ready(o);
         if (rc == 0 && none && !s->create) {
             /* Nothing to own (a status request for an unknown or finished
-             * session): leave no owner file behind. */
+             * session): leave no owner file behind. Removed with the gate
+             * still held: a PUT creating this session right now and
+             * waiting for the gate must find a new file, not join this
+             * one (issue 14). */
             owner_remove(o);
             return 404;
         }
+        owner_ready(o);
         if (rc != 0) {
             owner_release(o);
             return rc;
@@ -299,9 +302,8 @@ sess_owner_expire(struct worker *w, const uint8_t key[MANIFEST_KEY_LEN])
             .done_keep = SHM_DONE_KEEP_S, .flags = 0,
         };
         rc = resume_session(w->staging_fd, key, &lim, &rs, err, sizeof(err));
-        owner_ready(o);
         if (rc == 0 && rs.verdict == RESUME_REMOVED)
-            owner_remove(o);
+            owner_remove(o);          /* gate held: nobody joins it */
         else
             owner_release(o);
         return 0;

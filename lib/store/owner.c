@@ -24,6 +24,11 @@
 #define GATE_TRIES    500          /* x 1 ms: a gate is held for a rebuild */
 #define OPEN_TRIES    4            /* the name replaced under us: again */
 #define TOKEN_MAX     (16 + 1 + OWNER_NODE_ID_MAX + 2)
+/* try_acquire's "the name was replaced under us: open it again". Not 1:
+ * that is OWNER_JOINED, and a lock on an unlinked file taken for a join
+ * is a hold nobody else can see (issue 14: a status HEAD's cleanup under
+ * a starting PUT left the PUT's worker holding the dead file). */
+#define OWNER_AGAIN   (-2)
 
 struct owner {
     int      fd, staging_fd;
@@ -160,7 +165,7 @@ write_token(struct owner *o, const char *node_id)
     return 0;
 }
 
-/* One try on the file now at the name: OWNER_* or 1 (replaced: again). */
+/* One try on the file now at the name: OWNER_*, or OWNER_AGAIN. */
 static int
 try_acquire(struct owner *o, const char *node_id, char *err, size_t errlen)
 {
@@ -189,7 +194,7 @@ try_acquire(struct owner *o, const char *node_id, char *err, size_t errlen)
         return fail(err, errlen, errno, "owner %.8s: lock: %s", hex,
                     strerror(errno));
     if (!same_inode(o))
-        return 1;                  /* unlinked by a finishing owner */
+        return OWNER_AGAIN;        /* unlinked by a finishing owner */
     if (sibling) {
         read_token(o->fd, o->token);
         owner_ready(o);
@@ -215,8 +220,8 @@ owner_acquire(int staging_fd, const uint8_t key[MANIFEST_KEY_LEN],
     snprintf(o->rel, sizeof(o->rel), "%.2s/%s.owner", hex, hex);
     o->staging_fd = staging_fd;
     o->slot = owner_slot(node_id);
-    int rc = 1;
-    for (int i = 0; i < OPEN_TRIES && rc == 1; i++) {
+    int rc = OWNER_AGAIN;
+    for (int i = 0; i < OPEN_TRIES && rc == OWNER_AGAIN; i++) {
         o->fd = -1;
         o->gate = false;
         rc = try_acquire(o, node_id, err, errlen);
@@ -230,7 +235,7 @@ owner_acquire(int staging_fd, const uint8_t key[MANIFEST_KEY_LEN],
         errno = e;
     }
     free(o);
-    if (rc == 1)
+    if (rc == OWNER_AGAIN)
         return fail(err, errlen, EAGAIN, "owner %.8s: the lock file keeps "
                     "being replaced", hex);
     return rc;
@@ -280,7 +285,12 @@ owner_remove(struct owner *o)
 {
     if (o == NULL)
         return;
-    if (same_inode(o))
+    /* Under the gate, like every acquisition's inode check: one that
+     * opened this file and waits for the gate then finds the name gone
+     * and opens the new file, instead of joining a file about to be
+     * unlinked. Gate busy for longer than GATE_TRIES: the file stays, an
+     * orphan for the next start's sweep. */
+    if ((o->gate || take_gate(o) == 0) && same_inode(o))
         (void)unlinkat(o->staging_fd, o->rel, 0);
     owner_release(o);
 }
@@ -336,7 +346,6 @@ sweep_fan(int staging_fd, const char *fan, const char *node_id)
                                sizeof(err));
         if (rc != OWNER_NEW && rc != OWNER_JOINED)
             continue;                          /* someone holds it */
-        owner_ready(o);
         if (faccessat(dirfd(d), session, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
             owner_release(o);                  /* created meanwhile */
             continue;

@@ -46,7 +46,9 @@ int  owner_node_id_valid(const char *node_id);
 int  owner_acquire(int staging_fd, const uint8_t key[MANIFEST_KEY_LEN],
                    const char *node_id, struct owner **o_r,
                    char *err, size_t errlen);
-/* After OWNER_NEW: the node's view is rebuilt; let other processes in. */
+/* After OWNER_NEW: the node's view is rebuilt; let other processes in.
+ * (When there turns out to be nothing to own, owner_remove instead, the
+ * gate still held, so that nobody joins a file about to be unlinked.) */
 void owner_ready(struct owner *o);
 /* Still the owner? 0, or -1 with errno ESTALE (ownership moved: err names
  * why) or the filesystem's error. Run right before acknowledging or
@@ -55,7 +57,8 @@ int  owner_check(struct owner *o, char *err, size_t errlen);
 /* Drops this process's lock. */
 void owner_release(struct owner *o);
 /* The session is gone from disk (published, aborted, expired): unlink the
- * .owner file if it is still ours, then release. */
+ * .owner file if it is still ours (under the gate, taken if not held),
+ * then release. */
 void owner_remove(struct owner *o);
 const uint8_t *owner_key(const struct owner *o);
 /* At start: removes the .owner files no session goes with (left by a node

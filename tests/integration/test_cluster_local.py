@@ -15,6 +15,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 import urllib.parse
 
 import hfs
@@ -473,4 +474,55 @@ def test_node_that_lost_its_session_acknowledges_nothing():
         assert chunk(b, path, data, MiB, 2 * MiB, sid).status == 200
         assert chunk(b, path, data, 2 * MiB, 3 * MiB, sid).status == 201
         assert hfs.sha256(a.get(path).body) == hfs.sha256(data)
+        assert cl.sessions_on_disk() == [] and cl.owner_files() == []
+
+
+@hfs.timeout(120)
+def test_status_head_during_plain_put():
+    """Issue 14: status HEADs (signed URL, no session id) every 50 ms while
+    a paced 16 MiB plain PUT of the same path streams. On a cluster node
+    that PUT is a session (no deferred create), so the HEADs race its
+    creation and then find it. The owning node's HEADs must answer what
+    one node answers (404 before the session exists, 200 with the offset
+    while it lives, 200 complete once published), never 500 or 503, and
+    never disturb the writer: the PUT gets 201 and the file is intact.
+    The other node's HEADs answer 503 (Retry-After) while node-a owns the
+    session, 404 or 200 outside it. It failed when a HEAD that found no
+    session yet removed the owner file the starting PUT had just joined:
+    the PUT held a dead lock, the next HEAD took the session over and
+    replaced the PUT's table entry, and the PUT was answered 500. Rounds:
+    the race is at the PUT's start."""
+    with Cluster(2, workers=2) as cl:
+        a, b = cl.nodes
+        for round_ in range(4):
+            path = "headput/r%d.bin" % round_
+            data = hfs.det_bytes(16 * MiB, seed=40 + round_)
+            res = {}
+            t = threading.Thread(target=lambda: res.setdefault(
+                "put", a.put_stream(a.put_target(path, len(data)), data,
+                                    pause=0.01, timeout=60)))
+            seen = {"a": [], "b": []}
+            seen["a"].append(tr.status(a, path, len(data)))
+            t.start()
+            i = 0
+            while t.is_alive():
+                d, name = (a, "a") if i % 3 else (b, "b")
+                seen[name].append(tr.status(d, path, len(data)))
+                i += 1
+                time.sleep(0.05)
+            t.join()
+            r = res["put"]
+            assert r.status == 201, "round %d: PUT got %r; node-a log:\n%s" % (
+                round_, r, a.log_tail(20))
+            for h in seen["a"]:
+                assert h.status in (200, 404), \
+                    "round %d: node-a HEAD got %r" % (round_, h)
+            for h in seen["b"]:
+                assert h.status in (200, 404, 503), \
+                    "round %d: node-b HEAD got %r" % (round_, h)
+                if h.status == 503:
+                    assert_elsewhere(h, "node-a", "node-b HEAD")
+            assert hfs.sha256(a.get(path).body) == hfs.sha256(data)
+            assert hfs.sha256(b.get(path).body) == hfs.sha256(data)
+        assert "took over" not in a.log(), a.log_tail(30)
         assert cl.sessions_on_disk() == [] and cl.owner_files() == []

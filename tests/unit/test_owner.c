@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -200,6 +201,50 @@ t_unlinked_file_not_taken(void)
     owner_remove(b);
 }
 
+struct contender {
+    struct owner *o;
+    int           rc;
+    char          err[256];
+};
+
+static void *
+contend(void *arg)
+{
+    struct contender *c = arg;
+    c->rc = owner_acquire(staging, key, "node-a", &c->o, c->err,
+                          sizeof(c->err));
+    return NULL;
+}
+
+/* A sibling that opened the owner file while its new holder found nothing
+ * to own (a status request) and removes it, gate held: the sibling, let
+ * through the gate only after the unlink, must own the file now at the
+ * name, not the unlinked one (issue 14: it came back as OWNER_JOINED on
+ * the dead file, and its next check failed). If the sibling's open comes
+ * after the unlink, it takes the new file anyway: this cannot misfire. */
+static void
+t_removed_under_a_waiting_sibling(void)
+{
+    struct owner *a;
+    struct contender c = { .o = NULL, .rc = -9 };
+    pthread_t th;
+    char err[256];
+    CU_ASSERT_EQUAL(owner_acquire(staging, key, "node-a", &a, err,
+                                  sizeof(err)), OWNER_NEW);
+    CU_ASSERT_FATAL(pthread_create(&th, NULL, contend, &c) == 0);
+    usleep(100 * 1000);           /* it opens the file, waits for the gate */
+    owner_remove(a);              /* gate still held: nothing to own */
+    pthread_join(th, NULL);
+    CU_ASSERT_EQUAL(c.rc, OWNER_NEW);
+    CU_ASSERT_FATAL(c.o != NULL);
+    if (c.rc == OWNER_NEW)
+        owner_ready(c.o);
+    CU_ASSERT_EQUAL(owner_check(c.o, c.err, sizeof(c.err)), 0);
+    CU_ASSERT_EQUAL(faccessat(staging, owner_path(), F_OK, 0), 0);
+    owner_remove(c.o);
+    CU_ASSERT_EQUAL(faccessat(staging, owner_path(), F_OK, 0), -1);
+}
+
 /* Owner files no session goes with are swept, unless someone holds them
  * (a session being created) or the session is there. */
 static void
@@ -248,6 +293,8 @@ static CU_TestInfo tests[] = {
     { "kill -9 of the holder releases", t_dead_holder_releases },
     { "check sees a takeover behind its back", t_check_sees_takeover },
     { "an unlinked owner file is not taken", t_unlinked_file_not_taken },
+    { "removed under a sibling waiting for the gate",
+      t_removed_under_a_waiting_sibling },
     CU_TEST_INFO_NULL
 };
 UNIT_SUITE("owner", setup, teardown, tests);
