@@ -68,22 +68,6 @@ held_opened(struct sess *s, int rc, void *arg)
     sess_finish(s, held_finished, up);
 }
 
-static bool
-finish_held(struct conn *c, const struct upload *stack)
-{
-    struct upload *up = malloc(sizeof(*up));
-    if (up == NULL)
-        return false;
-    *up = *stack;
-    up->c = c;
-    up->mode = MODE_SESSION;
-    up->opening = true;
-    up->job_pending = true;
-    conn_set_handler(c, &upload_handler, up);
-    sess_open(up->sess, false, held_opened, up);
-    return true;
-}
-
 /* A cluster node's status request (docs/cluster.md): the session may be
  * in no table of this node yet, or be another node's. Opening it takes it
  * over when its owner is gone (rebuilt from its manifest); the answer is
@@ -135,8 +119,11 @@ status_opened(struct sess *s, int rc, void *arg)
     upload_finish(up, 404);
 }
 
+/* Moves the status request off the stack into the connection and opens
+ * its session; `opened` answers once the open is done. False only when
+ * out of memory (nothing has changed then). */
 static bool
-status_open(struct conn *c, const struct upload *stack)
+status_open(struct conn *c, const struct upload *stack, sess_cb *opened)
 {
     struct upload *up = malloc(sizeof(*up));
     if (up == NULL)
@@ -147,7 +134,7 @@ status_open(struct conn *c, const struct upload *stack)
     up->opening = true;
     up->job_pending = true;
     conn_set_handler(c, &upload_handler, up);
-    sess_open(up->sess, false, status_opened, up);
+    sess_open(up->sess, false, opened, up);
     return true;
 }
 
@@ -193,7 +180,7 @@ upload_status(struct conn *c, struct http_request *req)
     memset(&h, 0, sizeof(h));
     up.sess = sess_new(c->w, key, &h);
     if (up.sess != NULL && sess_open_needed(up.sess)) {
-        if (status_open(c, &up))
+        if (status_open(c, &up, status_opened))
             return true;
         sess_free(up.sess);
         conn_respond_text(c, 503, "503 Service Unavailable: out of memory");
@@ -229,7 +216,7 @@ upload_status(struct conn *c, struct http_request *req)
     up.chunked_proto = true;
     up.total = (int64_t)v.size;
     if (v.state == SHM_ACTIVE && v.size != SHM_SIZE_UNKNOWN
-        && v.prefix == v.size && finish_held(c, &up))
+        && v.prefix == v.size && status_open(c, &up, held_opened))
         return true;
     upload_respond_status(c, &up, 200);
     sess_free(up.sess);
