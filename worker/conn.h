@@ -44,6 +44,13 @@ struct listener {
     bool                tls;
 };
 
+/* A few freed blocks of one size kept for the next taker (conn_limit.c):
+ * a keep-alive connection gives them back between requests. */
+struct conn_cache {
+    void *slot[16];
+    int   n;
+};
+
 struct worker {
     const struct conf  *conf;
     SSL_CTX            *tls_ctx;
@@ -61,10 +68,8 @@ struct worker {
      * only when the loop's wall clock has moved on. */
     char                date_line[sizeof("Date: \r\n") + HTTP_DATE_LEN];
     time_t              date_sec;
-    char               *rbuf_cache[16]; /* read buffers kept for reuse */
-    int                 nrbuf_cache;
-    struct http_in     *in_cache[8];    /* request parsers kept for reuse */
-    int                 nin_cache;
+    struct conn_cache   rbufs;          /* read buffers kept for reuse */
+    struct conn_cache   parsers;        /* request parsers kept for reuse */
     int                 root_fd, staging_fd;
     /* security.secrets with their HMAC state derived once, at the start
      * of this generation of workers (a reload starts a new one), for

@@ -120,49 +120,66 @@ conn_limit_release(struct conn *c)
 
 /* ---- memory -------------------------------------------------------------- */
 
+/* Read buffers and parsers: a keep-alive connection returns both whenever
+ * it goes idle (between two requests, usually), so without a cache every
+ * request paid a malloc (and, for a parser, once a 17 KiB memset). */
+#define RBUF_CACHE_MAX   16
+#define PARSER_CACHE_MAX 8
+_Static_assert(RBUF_CACHE_MAX <= (int)(sizeof(((struct conn_cache *)0)->slot)
+                                       / sizeof(void *))
+               && PARSER_CACHE_MAX <= RBUF_CACHE_MAX,
+               "a conn_cache holds both");
+
+static void *
+cache_get(struct conn_cache *cc, size_t size)
+{
+    if (cc->n > 0)
+        return cc->slot[--cc->n];
+    return malloc(size);
+}
+
+static void
+cache_put(struct conn_cache *cc, int max, void *p)
+{
+    if (p == NULL)
+        return;
+    /* Beyond the cache, a read buffer (mmapped: conn_memory_init) goes
+     * back to the kernel at once. */
+    if (cc->n < max)
+        cc->slot[cc->n++] = p;
+    else
+        free(p);
+}
+
+static void
+cache_drain(struct conn_cache *cc)
+{
+    while (cc->n > 0)
+        free(cc->slot[--cc->n]);
+}
+
 char *
 conn_rbuf_get(struct worker *w)
 {
-    if (w->nrbuf_cache > 0)
-        return w->rbuf_cache[--w->nrbuf_cache];
-    return malloc(CONN_RBUF_SIZE);
+    return cache_get(&w->rbufs, CONN_RBUF_SIZE);
 }
 
 void
 conn_rbuf_put(struct worker *w, char *buf)
 {
-    int cap = (int)(sizeof(w->rbuf_cache) / sizeof(w->rbuf_cache[0]));
-
-    if (buf == NULL)
-        return;
-    if (w->nrbuf_cache < cap)
-        w->rbuf_cache[w->nrbuf_cache++] = buf;
-    else
-        free(buf);           /* mmapped (conn_memory_init): back at once */
+    cache_put(&w->rbufs, RBUF_CACHE_MAX, buf);
 }
 
-/* Parsers: a keep-alive connection returns its parser whenever it goes
- * idle (between two requests, usually), so without a cache every request
- * paid a malloc and, before, a 17 KiB memset. */
 struct http_in *
 conn_in_get(struct worker *w)
 {
-    if (w->nin_cache > 0)
-        return w->in_cache[--w->nin_cache];
-    return malloc(sizeof(struct http_in));
+    return cache_get(&w->parsers, sizeof(struct http_in));
 }
 
 void
 conn_in_put(struct worker *w, struct http_in *in)
 {
-    int cap = (int)(sizeof(w->in_cache) / sizeof(w->in_cache[0]));
-
-    if (in == NULL)
-        return;
-    if (w->nin_cache < cap)
-        w->in_cache[w->nin_cache++] = in;
-    else
-        free(in);
+    cache_put(&w->parsers, PARSER_CACHE_MAX, in);
 }
 
 void
@@ -189,8 +206,6 @@ conn_memory_tick(struct worker *w)
 void
 conn_memory_fini(struct worker *w)
 {
-    while (w->nrbuf_cache > 0)
-        free(w->rbuf_cache[--w->nrbuf_cache]);
-    while (w->nin_cache > 0)
-        free(w->in_cache[--w->nin_cache]);
+    cache_drain(&w->rbufs);
+    cache_drain(&w->parsers);
 }
