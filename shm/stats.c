@@ -206,6 +206,7 @@ stats_render(const struct stats *s, char *buf, size_t len)
     COUNTER("hfs_checkpoints_total", "Upload checkpoints made durable on network changes.", s->checkpoints);
     COUNTER("hfs_session_syncs_total", "fsyncs and fdatasyncs of resumable sessions' manifests, data and directories made by requests.", s->session_syncs);
     COUNTER("hfs_writeback_bytes_total", "Upload bytes whose write-back was started while the body still arrived.", s->writeback_bytes);
+    COUNTER("hfs_digest_reread_bytes_total", "Upload bytes read back from disk to check the SHA-256 the client announced (not hashed as they arrived).", s->digest_reread_bytes);
     emit(&o, "# HELP hfs_storage_errors_total Storage calls that failed, by "
              "operation; nothing that depended on them was acknowledged.\n"
              "# TYPE hfs_storage_errors_total counter\n");

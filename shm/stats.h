@@ -39,6 +39,7 @@ struct stats {
     _Atomic uint64_t  uploads_paused;
     _Atomic uint64_t  checkpoints;
     _Atomic uint64_t  writeback_bytes;  /* handed to sync_file_range early */
+    _Atomic uint64_t  digest_reread_bytes; /* read back to hash at the end */
     _Atomic uint64_t  session_syncs;    /* of session manifests and dirs */
     _Atomic uint64_t  config_generation;
     _Atomic int64_t   last_reload_time;

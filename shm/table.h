@@ -33,6 +33,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "lib/util/digest.h"
 #include "lib/util/ranges.h"
 
 #define SHM_KEY_LEN      32             /* == MANIFEST_KEY_LEN */
@@ -166,6 +167,16 @@ int  shm_table_commit(struct shm_table *t, struct shm_ref ref,
                       char *err, size_t errlen);
 int  shm_table_unlease(struct shm_table *t, struct shm_ref ref,
                        struct shm_lease l, char *err, size_t errlen);
+/* The SHA-256 of the session's first d->len bytes, hashed by a writer as
+ * they arrived (struct digest_sha256 is plain bytes): kept when all of
+ * them are held and it reaches further than the one kept, so publication
+ * hashes only the rest. Not kept: OK all the same. */
+int  shm_table_offer_digest(struct shm_table *t, struct shm_ref ref,
+                            const struct digest_sha256 *d,
+                            char *err, size_t errlen);
+/* The one kept, or one of length 0. */
+int  shm_table_digest(struct shm_table *t, struct shm_ref ref,
+                      struct digest_sha256 *d, char *err, size_t errlen);
 
 /* ACTIVE, fully held, no lease -> COMPLETING (one winner). */
 int  shm_table_complete_begin(struct shm_table *t, struct shm_ref ref,

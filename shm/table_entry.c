@@ -219,6 +219,7 @@ init_entry(struct entry *e, const struct shm_session *s, int64_t now,
     e->owner_deadline = deadline;
     clear_leases(e);
     ranges_init(&e->held);
+    memset(&e->digest, 0, sizeof(e->digest));
     e->state = SHM_CREATING;
     end(e);
 }

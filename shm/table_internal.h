@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lib/util/digest.h"
 #include "shm/lock.h"
 #include "shm/table.h"
 
@@ -78,6 +79,9 @@ struct entry {
     uint32_t          lease_ids;
     struct lease_slot leases[SHM_LEASES];
     struct ranges     held;
+    /* The SHA-256 of the first digest.len bytes, all held (len 0: none);
+     * shm_table_offer_digest */
+    struct digest_sha256 digest;
 } __attribute__((aligned(64)));
 
 struct hdr {

@@ -251,6 +251,43 @@ shm_table_unlease(struct shm_table *t, struct shm_ref ref, struct shm_lease l,
 }
 
 
+int
+shm_table_offer_digest(struct shm_table *t, struct shm_ref ref,
+                       const struct digest_sha256 *d, char *err,
+                       size_t errlen)
+{
+    struct entry *e;
+    int           rc = table_entry_get(t, ref, &e, NULL, err, errlen);
+
+    if (rc != SHM_TABLE_OK)
+        return rc;
+    /* Bytes past the held prefix may yet be written by someone else (or
+     * never): a digest over them would be a guess. */
+    if (d->len > e->digest.len && d->len <= ranges_prefix(&e->held)) {
+        begin(e, INTENT_COMMIT);
+        e->digest = *d;
+        end(e);
+    }
+    shm_unlock(&e->lock);
+    return SHM_TABLE_OK;
+}
+
+
+int
+shm_table_digest(struct shm_table *t, struct shm_ref ref,
+                 struct digest_sha256 *d, char *err, size_t errlen)
+{
+    struct entry *e;
+    int           rc = table_entry_get(t, ref, &e, NULL, err, errlen);
+
+    if (rc != SHM_TABLE_OK)
+        return rc;
+    *d = e->digest;
+    shm_unlock(&e->lock);
+    return SHM_TABLE_OK;
+}
+
+
 /* Why the session cannot start completing, or SHM_TABLE_OK. */
 static int
 complete_check(const struct entry *e, int64_t now, struct shm_view *v,

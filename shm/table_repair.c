@@ -56,7 +56,8 @@ table_rebuild_freelist(struct shm_table *t)
 int
 table_entry_sane(const struct entry *e)
 {
-    if (e->state > SHM_DOOMED || !ranges_valid(&e->held))
+    if (e->state > SHM_DOOMED || !ranges_valid(&e->held)
+        || e->digest.len > ranges_prefix(&e->held))
         return 0;
     for (int i = 0; i < SHM_LEASES; i++)
         if (e->leases[i].id != 0 && (e->leases[i].start >= e->leases[i].end
@@ -87,6 +88,8 @@ rebuild_entry(struct shm_table *t, struct entry *e)
         e->held = rb.held;
     else
         ranges_init(&e->held);
+    /* The manifest has no digest: publication reads the file instead. */
+    memset(&e->digest, 0, sizeof(e->digest));
     clear_leases(e);
     e->owner_pid = 0;
 }

@@ -22,7 +22,7 @@
 #include "shm/table_repair.h"
 
 #define TABLE_MAGIC    0x3154484d53534648ull    /* "HFSSMHT1" */
-#define TABLE_LAYOUT   1
+#define TABLE_LAYOUT   2
 #define CAPACITY_MAX   (1u << 20)
 #define TIMEOUT_MS     1000
 

@@ -436,6 +436,7 @@ take_lease(struct sess *s, uint64_t a, uint64_t b, struct shm_view *v)
     s->b = b;
     s->written = s->committed = 0;
     s->crc = 0;
+    s->hashing = false;
     return SESS_LEASED;
 }
 
@@ -459,6 +460,8 @@ sess_lease(struct sess *s, uint64_t a, uint64_t b, uint64_t *skip_r)
         a = hole.start;
     }
     int rc = take_lease(s, a, b, &v);
+    if (rc == SESS_LEASED)
+        sess_hash_begin(s);
     return rc == SHM_TABLE_HELD ? SESS_HELD : rc;
 }
 
@@ -476,6 +479,8 @@ sess_lease_append(struct sess *s, uint64_t a, uint64_t b)
         s->leased = false;
         return 409;
     }
+    if (rc == SESS_LEASED)
+        sess_hash_begin(s);
     return rc == SHM_TABLE_HELD ? 409 : rc;
 }
 
@@ -497,6 +502,8 @@ sess_write(struct sess *s, const char *buf, size_t len)
             return -1;
         }
         s->crc = crc32c(s->crc, buf, (size_t)n);
+        if (s->hashing)
+            digest_sha256_update(&s->sha, buf, (size_t)n);
         s->written += (uint64_t)n;
         buf += n;
         len -= (size_t)n;

@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "lib/util/digest.h"
 #include "worker/session.h"
 #include "worker/syncpool.h"
 
@@ -51,11 +52,18 @@ struct sess {
     uint64_t               written;        /* bytes written from a */
     uint64_t               committed;      /* bytes durable from a */
     uint32_t               crc;            /* of [committed, written) */
+    /* While the client announced a digest and this lease continues the
+     * prefix whose SHA-256 the table keeps: that hash, carried on over
+     * [a, a + written) (sess_hash_begin); at publication, the table's */
+    bool                   hashing;
+    struct digest_sha256   sha;
 
     enum job_kind          kind;
     bool                   create;
     uint64_t               job_from, job_to;
     uint32_t               job_crc;
+    bool                   job_hashing;
+    struct digest_sha256   job_sha;        /* sha at job_to */
     int                    job_rc, job_errno, publish_rc;
     int                    notify_rc;      /* J_NOTIFY's answer */
     bool                   expect_sha;
@@ -106,6 +114,12 @@ bool sess_start_commit(struct sess *s);
 /* Pool side of J_COMMIT, J_PUBLISH and J_SIZE: they set job_rc (J_PUBLISH
  * publish_rc), job_errno and err. */
 void sess_commit_work(struct sess *s);
+/* The digest the client announced, on this request or in the session's
+ * HEADER: true and out filled, or false. */
+bool sess_expected_sha(const struct sess *s, uint8_t out[32]);
+/* A lease was just taken: start hashing its bytes if a digest is
+ * wanted and the table's covers exactly [0, a). */
+void sess_hash_begin(struct sess *s);
 void sess_publish_work(struct sess *s);
 void sess_size_work(struct sess *s);
 /* Pool side of J_VERIFY: CRC-32C of the held bytes [verify_off,

@@ -41,8 +41,8 @@ session_dir(struct sess *s)
 
 /* The digest the client announced: on this request, or kept in the
  * session's HEADER (meta "sha256=<hex>") from the request that created it. */
-static bool
-expected_sha(const struct sess *s, uint8_t out[32])
+bool
+sess_expected_sha(const struct sess *s, uint8_t out[32])
 {
     if (s->expect_sha) {
         memcpy(out, s->sha_expected, 32);
@@ -63,19 +63,58 @@ expected_sha(const struct sess *s, uint8_t out[32])
 }
 
 void
+sess_hash_begin(struct sess *s)
+{
+    uint8_t want[32];
+    char err[256];
+
+    s->hashing = false;
+    if (!sess_expected_sha(s, want))
+        return;        /* nobody will ask: the COMPLETE record holds zeros */
+    if (s->a == 0) {
+        digest_sha256_init(&s->sha);
+        s->hashing = true;
+    } else {
+        s->hashing = shm_table_digest(s->w->table, s->ref, &s->sha, err,
+                                      sizeof(err)) == SHM_TABLE_OK
+                     && s->sha.len == s->a;
+    }
+}
+
+/* The whole file's SHA-256: the rest of it after what the table's digest
+ * (s->sha, taken on the loop by try_complete) covers, read back. Only
+ * when the client announced a digest; otherwise nobody reads it, and
+ * re-reading a large file cost as much as receiving it. */
+static int
+file_sha(struct sess *s, int data, bool wanted, uint8_t sha[32])
+{
+    memset(sha, 0, 32);
+    if (!wanted)
+        return 0;
+    if (s->sha.len == 0 || s->sha.len > s->hdr.size)
+        digest_sha256_init(&s->sha);
+    s->w->stats->digest_reread_bytes += s->hdr.size - s->sha.len;
+    if (digest_sha256_fd_continue(&s->sha, data, s->hdr.size) < 0)
+        return -1;
+    digest_sha256_final(&s->sha, sha);
+    return 0;
+}
+
+void
 sess_publish_work(struct sess *s)
 {
     uint8_t sha[32], want[32];
     int dfd = session_dir(s), data = manifest_data_fd(s->m);
+    bool wanted = sess_expected_sha(s, want);
 
     s->publish_rc = STORE_PUBLISH_ERROR;
-    if (dfd < 0 || digest_sha256_fd(data, s->hdr.size, sha) < 0) {
+    if (dfd < 0 || file_sha(s, data, wanted, sha) < 0) {
         s->job_errno = errno;
         snprintf(s->err, sizeof(s->err), "reading the session: %s",
                  strerror(errno));
         goto out;
     }
-    if (expected_sha(s, want) && memcmp(want, sha, 32) != 0) {
+    if (wanted && memcmp(want, sha, 32) != 0) {
         /* Whatever went wrong, these bytes are not the client's file:
          * publish nothing and drop the session so the client restarts. */
         char err[256];
@@ -212,6 +251,9 @@ sess_start_commit(struct sess *s)
     s->job_to = s->written;
     s->job_crc = s->crc;
     s->crc = 0;        /* the next record's bytes start here */
+    s->job_hashing = s->hashing;
+    if (s->hashing)
+        s->job_sha = s->sha;
     sess_submit(s, J_COMMIT);
     return true;
 }
@@ -260,6 +302,9 @@ try_complete(struct sess *s)
         sess_answer(s, v.state == SHM_DONE ? 200 : 0);
         return;
     }
+    if (shm_table_digest(s->w->table, s->ref, &s->sha, err, sizeof(err))
+        != SHM_TABLE_OK)
+        memset(&s->sha, 0, sizeof(s->sha));
     sess_submit(s, J_PUBLISH);
 }
 
@@ -284,6 +329,9 @@ sess_commit_done(struct sess *s)
                               sess_now() + LEASE_S, &v, err, sizeof(err));
     if (rc != SHM_TABLE_OK)
         log_warn("session %s: commit in table: %s", s->hdr.path, err);
+    else if (s->job_hashing)
+        shm_table_offer_digest(s->w->table, s->ref, &s->job_sha, err,
+                               sizeof(err));
     s->committed = s->job_to;
     if (s->finishing && sess_start_commit(s))
         return;                      /* bytes arrived after that commit */

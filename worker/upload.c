@@ -105,10 +105,14 @@ staging_publish_work(struct sync_job *job)
 {
     struct upload *up = (struct upload *)job;
     uint8_t sha[32];
-    if (up->has_sha && (digest_sha256_fd(up->fd, up->received, sha) < 0
-                        || memcmp(sha, up->sha, 32) != 0)) {
-        up->result = SESS_DIGEST_MISMATCH;
-        return;
+    if (up->has_sha) {
+        /* Hashed as it arrived: every byte of the file passed through
+         * upload_body, in order. */
+        digest_sha256_final(&up->body_sha, sha);
+        if (memcmp(sha, up->sha, 32) != 0) {
+            up->result = SESS_DIGEST_MISMATCH;
+            return;
+        }
     }
     if (up->wb != NULL && writeback_failed(up->wb)) {
         /* fsyncgate again: the pages it could not write may be gone. */
@@ -365,6 +369,8 @@ upload_body(struct conn *c, const char *at, size_t len)
         }
         if (up->deferred)
             up->body_crc = crc32c(up->body_crc, at, (size_t)n);
+        if (up->has_sha)
+            digest_sha256_update(&up->body_sha, at, (size_t)n);
         at += n;
         len -= (size_t)n;
         up->received += (uint64_t)n;

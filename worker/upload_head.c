@@ -98,6 +98,8 @@ upload_parse_common(struct conn *c, struct http_request *req, struct upload *up,
         return 400;
     }
     up->has_sha = d == 1;
+    if (up->has_sha)
+        digest_sha256_init(&up->body_sha);
     return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "lib/store/path.h"
 #include "lib/store/publish.h"
 #include "lib/store/retry.h"
+#include "lib/util/digest.h"
 #include "worker/commit.h"
 #include "worker/syncpool.h"
 #include "worker/upload_parse.h"
@@ -79,6 +80,7 @@ struct upload {
     char             session_id[UPLOAD_SESSION_ID_MAX + 1];
     bool             has_sha;       /* the client announced the SHA-256 */
     uint8_t          sha[32];
+    struct digest_sha256 body_sha;  /* has_sha, one-shot: of what arrived */
     int              result, result_errno;
     struct store_retry retry;      /* uploads.maxretries, per request */
     char             err[256];

@@ -1,22 +1,75 @@
-/* digest.c: streaming SHA-256 through OpenSSL's EVP interface. */
+/* digest.c: SHA-256 whose state can leave the process.
+ *
+ * EVP hides its state, so a hash cannot be carried from one worker to
+ * another through shared memory. The low-level SHA256_CTX is a public
+ * struct and runs the same code (SHA-NI or AVX2 where the CPU has them);
+ * OpenSSL 3 marks it deprecated, not removed, and this file is the only
+ * user. Its layout is the one md32_common.h defines: h, the bit count in
+ * Nl/Nh, the pending bytes in data, their count in num. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include "lib/util/digest.h"
 
 #include <errno.h>
-#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <string.h>
 #include <unistd.h>
 
+static void
+to_ctx(const struct digest_sha256 *d, SHA256_CTX *c)
+{
+    memset(c, 0, sizeof(*c));
+    memcpy(c->h, d->h, sizeof(d->h));
+    c->Nl = (SHA_LONG)(d->len << 3);
+    c->Nh = (SHA_LONG)(d->len >> 29);
+    c->num = (unsigned)(d->len % 64);
+    memcpy(c->data, d->tail, c->num);
+    c->md_len = SHA256_DIGEST_LENGTH;
+}
+
+static void
+from_ctx(const SHA256_CTX *c, uint64_t len, struct digest_sha256 *d)
+{
+    d->len = len;
+    memcpy(d->h, c->h, sizeof(d->h));
+    memcpy(d->tail, c->data, len % 64);
+}
+
+void
+digest_sha256_init(struct digest_sha256 *d)
+{
+    SHA256_CTX c;
+    SHA256_Init(&c);
+    memset(d, 0, sizeof(*d));
+    from_ctx(&c, 0, d);
+}
+
+void
+digest_sha256_update(struct digest_sha256 *d, const void *p, size_t n)
+{
+    SHA256_CTX c;
+    to_ctx(d, &c);
+    SHA256_Update(&c, p, n);
+    from_ctx(&c, d->len + n, d);
+}
+
+void
+digest_sha256_final(const struct digest_sha256 *d, uint8_t out[32])
+{
+    SHA256_CTX c;
+    to_ctx(d, &c);
+    SHA256_Final(out, &c);
+}
+
 int
-digest_sha256_fd(int fd, uint64_t size, uint8_t out[32])
+digest_sha256_fd_continue(struct digest_sha256 *d, int fd, uint64_t size)
 {
     /* Per thread: pool threads hash concurrently, and 256 KiB is too big
      * for their stacks to carry comfortably. */
     static __thread unsigned char buf[256 * 1024];
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    uint64_t off = 0;
-    int rc = -1;
+    SHA256_CTX c;
+    uint64_t off = d->len;
 
-    if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
-        goto out;
+    to_ctx(d, &c);
     while (off < size) {
         size_t want = size - off < sizeof(buf) ? (size_t)(size - off)
                                                : sizeof(buf);
@@ -24,13 +77,22 @@ digest_sha256_fd(int fd, uint64_t size, uint8_t out[32])
         if (n <= 0) {
             if (n == 0)
                 errno = EIO;
-            goto out;
+            return -1;
         }
-        EVP_DigestUpdate(ctx, buf, (size_t)n);
+        SHA256_Update(&c, buf, (size_t)n);
         off += (uint64_t)n;
     }
-    rc = EVP_DigestFinal_ex(ctx, out, NULL) == 1 ? 0 : -1;
-out:
-    EVP_MD_CTX_free(ctx);
-    return rc;
+    from_ctx(&c, off > d->len ? off : d->len, d);
+    return 0;
+}
+
+int
+digest_sha256_fd(int fd, uint64_t size, uint8_t out[32])
+{
+    struct digest_sha256 d;
+    digest_sha256_init(&d);
+    if (digest_sha256_fd_continue(&d, fd, size) < 0)
+        return -1;
+    digest_sha256_final(&d, out);
+    return 0;
 }

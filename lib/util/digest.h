@@ -1,12 +1,33 @@
-/* digest: SHA-256 of a file's first bytes, read with pread.
+/* digest: SHA-256, streamed or read back from a file.
  *
- * Blocking I/O over a whole file: call it from a sync-pool thread only. */
+ * struct digest_sha256 is a hash in progress that is plain bytes: it can be
+ * copied into shared memory by one process and continued by another, so a
+ * resumable upload hashes each chunk as it arrives instead of re-reading
+ * the whole file at publication (worker/session_publish.c).
+ *
+ * The *_fd calls do blocking I/O over a whole file: sync-pool threads
+ * only. */
 #ifndef LIB_UTIL_DIGEST_H
 #define LIB_UTIL_DIGEST_H
 
+#include <stddef.h>
 #include <stdint.h>
 
-/* 0, or -1 with errno (EIO if the file is shorter than size). */
+struct digest_sha256 {
+    uint64_t len;                 /* bytes hashed so far */
+    uint32_t h[8];                /* the state after the whole blocks */
+    uint8_t  tail[64];            /* the last len % 64 bytes */
+};
+
+void digest_sha256_init(struct digest_sha256 *d);
+void digest_sha256_update(struct digest_sha256 *d, const void *p, size_t n);
+/* d itself is left as it was: it may still be continued. */
+void digest_sha256_final(const struct digest_sha256 *d, uint8_t out[32]);
+
+/* Continues d with the file's bytes [d->len, size): 0, or -1 with errno
+ * (EIO if the file is shorter than size). */
+int digest_sha256_fd_continue(struct digest_sha256 *d, int fd, uint64_t size);
+/* The SHA-256 of the file's first `size` bytes; 0, or -1 with errno. */
 int digest_sha256_fd(int fd, uint64_t size, uint8_t out[32]);
 
 #endif

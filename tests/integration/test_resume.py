@@ -852,3 +852,119 @@ def test_expect_100_only_once_the_range_is_accepted():
                 r = c.read_response("PUT")
                 assert r.status == 200, r
             c.close()
+
+
+# ---------------------------------------------------- announced SHA-256
+
+def _reread(d):
+    return d.metrics().get("hfs_digest_reread_bytes_total")
+
+
+def _sha_hdr(data):
+    return [("X-Content-SHA256", hfs.sha256(data))]
+
+
+@hfs.timeout(90)
+def test_announced_digest_hashed_as_chunks_arrive():
+    """A chunked upload with X-Content-SHA256 is hashed as its chunks
+    arrive, on whichever worker takes each one (the hash in progress lives
+    in the session table): publication reads nothing back, and a wrong
+    digest is still refused (460, nothing published)."""
+    with Daemon(**{"server.workers": 2}) as d:
+        d.wait_workers(2)
+        conns = spread_conns(d, 2, 1)
+        assert len(conns) == 2, "connections on two workers: %r" % conns
+        pair = [cs[0] for cs in conns.values()]  # "PUT " already sent
+        data = hfs.det_bytes(4 * MiB + 100, seed=41)
+        total, path = len(data), "r-digest/good.bin"
+        before = _reread(d)
+        for i, (a, b) in enumerate(chunk_bounds(total, MiB)):
+            req = chunk_request(d, path, data, a, b, "dig-1",
+                                extra=_sha_hdr(data))
+            c = pair[i % 2]             # alternate the two workers
+            c.send(req[4:] if i < 2 else req)
+            r = c.read_response("PUT")
+            assert r.status == (201 if b == total else 200), \
+                "chunk %d-%d: %r" % (a, b, r)
+        assert_published(d, path, hfs.sha256(data))
+        assert _reread(d) - before == 0, \
+            "in-order chunks: publication read bytes back to hash them"
+
+        wrong = hfs.det_bytes(total, seed=42)
+        path = "r-digest/wrong.bin"
+        for a, b in chunk_bounds(total, MiB):
+            r = put_chunk(d, path, data, a, b, "dig-2",
+                          extra=_sha_hdr(wrong))
+        assert r.status == 460, "wrong digest: %r" % r
+        assert d.get(path).status == 404, "a file with the wrong digest"
+        assert _reread(d) - before == 0
+        for c in pair:
+            c.close()
+
+
+@hfs.timeout(90)
+def test_announced_digest_out_of_order_reads_back_the_rest():
+    """Chunks out of order: only the part hashed on the way (the chunk
+    that continued the hashed prefix) is spared; the rest is read back,
+    and the file is checked all the same."""
+    with Daemon(**{"server.workers": 2}) as d:
+        data = hfs.det_bytes(3 * MiB, seed=43)
+        total, path = len(data), "r-digest/order.bin"
+        chunks = chunk_bounds(total, MiB)
+        before = _reread(d)
+        for k in (1, 0, 2):
+            a, b = chunks[k]
+            r = put_chunk(d, path, data, a, b, "dig-3",
+                          extra=_sha_hdr(data))
+        assert r.status == 201, r
+        assert_published(d, path, hfs.sha256(data))
+        # chunk 0 was hashed; 1 arrived before it, 2 after a prefix the
+        # table's digest did not reach
+        assert _reread(d) - before == 2 * MiB
+
+
+@hfs.timeout(120)
+def test_announced_digest_after_restart_reads_the_file():
+    """The hash in progress is not on disk: after kill -9 of the whole
+    daemon the session goes on and publication hashes the whole file,
+    accepting the right digest and refusing a wrong one."""
+    with Daemon(**{"server.workers": 2}) as d:
+        data = hfs.det_bytes(3 * MiB + 7, seed=44)
+        wrong = hfs.det_bytes(len(data), seed=45)
+        total = len(data)
+        chunks = chunk_bounds(total, MiB)
+        for path, sid, digest in (("r-digest/re-good.bin", "dig-4", data),
+                                  ("r-digest/re-bad.bin", "dig-5", wrong)):
+            for a, b in chunks[:2]:
+                assert put_chunk(d, path, data, a, b, sid,
+                                 extra=_sha_hdr(digest)).status == 200
+        _hard_restart(d)
+        before = _reread(d)
+        codes = []
+        for path, sid, digest in (("r-digest/re-good.bin", "dig-4", data),
+                                  ("r-digest/re-bad.bin", "dig-5", wrong)):
+            for a, b in chunks[2:]:
+                r = put_chunk(d, path, data, a, b, sid,
+                              extra=_sha_hdr(digest))
+            codes.append(r.status)
+        assert codes == [201, 460], codes
+        assert_published(d, "r-digest/re-good.bin", hfs.sha256(data))
+        assert d.get("r-digest/re-bad.bin").status == 404
+        assert _reread(d) - before == 2 * total
+
+
+@hfs.timeout(60)
+def test_announced_digest_of_a_plain_put():
+    """A one-request PUT with X-Content-SHA256 is hashed as it arrives,
+    with nothing read back: the right digest stores, a wrong one is 460."""
+    with Daemon() as d:
+        data = hfs.det_bytes(3 * MiB + 1, seed=46)
+        before = _reread(d)
+        r = d.put("r-digest/plain.bin", data, headers=_sha_hdr(data))
+        assert r.status == 201, r
+        assert_published(d, "r-digest/plain.bin", hfs.sha256(data))
+        r = d.put("r-digest/plain-bad.bin", data,
+                  headers=_sha_hdr(data[1:] + b"x"))
+        assert r.status == 460, r
+        assert d.get("r-digest/plain-bad.bin").status == 404
+        assert _reread(d) - before == 0

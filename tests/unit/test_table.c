@@ -854,6 +854,53 @@ t_done_expires_soon(void)
     table_free(t);
 }
 
+/* The hash in progress is kept only over held bytes and only if it
+ * reaches further. A holder that died while storing it leaves INTENT_COMMIT
+ * set, and the repair drops it (the manifest has none); a reset keeps a
+ * whole one. */
+static void
+t_digest(void)
+{
+    struct shm_table    *t = table_new(8);
+    struct shm_ref       ref = active(t, "dig", 1000);
+    struct shm_view      v;
+    struct digest_sha256 d, got;
+
+    CU_ASSERT_EQUAL(shm_table_digest(t, ref, &got, err, sizeof(err)),
+                    SHM_TABLE_OK);
+    CU_ASSERT_EQUAL(got.len, 0);
+    digest_sha256_init(&d);
+    digest_sha256_update(&d, "0123456789", 10);
+    CU_ASSERT_EQUAL(shm_table_offer_digest(t, ref, &d, err, sizeof(err)),
+                    SHM_TABLE_OK);
+    CU_ASSERT_EQUAL(shm_table_digest(t, ref, &got, err, sizeof(err)),
+                    SHM_TABLE_OK);
+    CU_ASSERT_EQUAL(got.len, 0);               /* nothing held yet */
+    CU_ASSERT_EQUAL(put(t, ref, 0, 10, &v), SHM_TABLE_OK);
+    shm_table_offer_digest(t, ref, &d, err, sizeof(err));
+    shm_table_digest(t, ref, &got, err, sizeof(err));
+    CU_ASSERT(got.len == 10 && memcmp(&got, &d, sizeof(d)) == 0);
+
+    struct digest_sha256 shorter;
+    digest_sha256_init(&shorter);
+    digest_sha256_update(&shorter, "01234", 5);
+    shm_table_offer_digest(t, ref, &shorter, err, sizeof(err));
+    shm_table_digest(t, ref, &got, err, sizeof(err));
+    CU_ASSERT_EQUAL(got.len, 10);              /* the longer one stays */
+
+    CU_ASSERT_EQUAL(put(t, ref, 20, 30, &v), SHM_TABLE_OK);
+    digest_sha256_update(&d, "abcdefghijklmnopqrst", 20);   /* to 30 */
+    shm_table_offer_digest(t, ref, &d, err, sizeof(err));
+    shm_table_digest(t, ref, &got, err, sizeof(err));
+    CU_ASSERT_EQUAL(got.len, 10);              /* [10, 20) is a hole */
+
+    CU_ASSERT_EQUAL(shm_table_reset(t, err, sizeof(err)), 0);
+    shm_table_digest(t, ref, &got, err, sizeof(err));
+    CU_ASSERT_EQUAL(got.len, 10);
+    table_free(t);
+}
+
+
 static CU_TestInfo table_tests[] = {
     { "claim, find, remove", t_claim_find_remove },
     { "session id bound to signed path and size", t_binding },
@@ -870,6 +917,7 @@ static CU_TestInfo table_tests[] = {
     { "2 processes x 10000 updates, none lost", t_concurrent },
     { "SIGKILL at random points: repaired", t_kill_torture },
     { "reset re-inits every lock", t_reset },
+    { "a hash in progress over held bytes only", t_digest },
     CU_TEST_INFO_NULL
 };
 
