@@ -306,14 +306,16 @@ write_failed(struct conn *c, int e)
 static void
 note_written(struct upload *up, uint64_t written)
 {
-    if (written < WRITEBACK_STRETCH || sync_sites_off())
+    uint64_t stretch = up->mode == MODE_SESSION ? WRITEBACK_STRETCH_SESSION
+                                                : WRITEBACK_STRETCH;
+    if (written < stretch || sync_sites_off())
         return;
     if (!up->wb_tried) {
         up->wb_tried = true;
         up->wb = up->mode == MODE_SESSION
                ? writeback_new(up->w, sess_data_fd(up->sess),
-                               sess_lease_start(up->sess))
-               : writeback_new(up->w, up->fd, 0);
+                               sess_lease_start(up->sess), stretch)
+               : writeback_new(up->w, up->fd, 0, stretch);
     }
     if (up->wb != NULL)
         writeback_note(up->wb, written);

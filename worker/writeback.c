@@ -18,7 +18,7 @@
 bool
 wb_plan_next(struct wb_plan *p, uint64_t written, struct wb_step *st)
 {
-    uint64_t whole = written / WRITEBACK_STRETCH * WRITEBACK_STRETCH;
+    uint64_t whole = written / p->stretch * p->stretch;
     if (whole <= p->started)
         return false;
     /* Wait for what the previous job started: by now the disk has had a
@@ -124,7 +124,7 @@ submit(struct writeback *wb, uint64_t written)
 }
 
 struct writeback *
-writeback_new(struct worker *w, int fd, uint64_t base)
+writeback_new(struct worker *w, int fd, uint64_t base, uint64_t stretch)
 {
     struct writeback *wb = calloc(1, sizeof(*wb));
     if (wb == NULL)
@@ -137,6 +137,7 @@ writeback_new(struct worker *w, int fd, uint64_t base)
     }
     wb->w = w;
     wb->base = base;
+    wb->plan.stretch = stretch;
     wb->job.work = job_work;
     wb->job.done = job_done;
     return wb;

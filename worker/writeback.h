@@ -2,7 +2,7 @@
  * still arrives, so the fdatasync before publication (or a session's
  * commit) waits only for the tail instead of the whole file.
  *
- * Each time the body completes another WRITEBACK_STRETCH bytes, one job on
+ * Each time the body completes another stretch of bytes, one job on
  * the worker's sync pool issues sync_file_range(SYNC_FILE_RANGE_WRITE) on
  * the new stretches and waits (WAIT_BEFORE|WRITE|WAIT_AFTER) for the ones
  * the previous job started, which bounds the dirty pages one upload keeps
@@ -22,7 +22,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define WRITEBACK_STRETCH (8ULL * 1024 * 1024)
+/* A one-request PUT: long enough that a job's overhead is nothing beside
+ * its bytes. A session's lease: a chunk ends in its own fdatasync, so
+ * chunks of a few MiB (the SDKs' and most clients') need stretches well
+ * below their size for the disk to start before the body ends. */
+#define WRITEBACK_STRETCH         (8ULL * 1024 * 1024)
+#define WRITEBACK_STRETCH_SESSION (1ULL * 1024 * 1024)
 
 struct worker;
 struct writeback;
@@ -30,6 +35,7 @@ struct writeback;
 /* The bookkeeping, pure (tests/unit/test_writeback.c). Offsets are
  * relative to where the upload's bytes start in the file. */
 struct wb_plan {
+    uint64_t stretch;     /* > 0 */
     uint64_t started;     /* [0, started): handed to SYNC_FILE_RANGE_WRITE */
     uint64_t waited;      /* [0, waited): waited for */
 };
@@ -42,9 +48,11 @@ struct wb_step {
  * plan then counts them as started and waited). */
 bool wb_plan_next(struct wb_plan *p, uint64_t written, struct wb_step *st);
 
-/* For the upload's file `fd` (opened again), whose bytes start at `base`.
- * NULL when that fails: the upload goes on without it. */
-struct writeback *writeback_new(struct worker *w, int fd, uint64_t base);
+/* For the upload's file `fd` (opened again), whose bytes start at `base`,
+ * in stretches of `stretch` bytes. NULL when that fails: the upload goes
+ * on without it. */
+struct writeback *writeback_new(struct worker *w, int fd, uint64_t base,
+                                uint64_t stretch);
 /* `written` bytes of the body are now in the file: maybe submit a job. */
 void writeback_note(struct writeback *wb, uint64_t written);
 bool writeback_busy(const struct writeback *wb);

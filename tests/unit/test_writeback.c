@@ -10,7 +10,7 @@
 static void
 test_nothing_before_a_whole_stretch(void)
 {
-    struct wb_plan p = { 0, 0 };
+    struct wb_plan p = { .stretch = S };
     struct wb_step st;
     CU_ASSERT_FALSE(wb_plan_next(&p, 0, &st));
     CU_ASSERT_FALSE(wb_plan_next(&p, S - 1, &st));
@@ -20,7 +20,7 @@ test_nothing_before_a_whole_stretch(void)
 static void
 test_each_stretch_started_then_waited(void)
 {
-    struct wb_plan p = { 0, 0 };
+    struct wb_plan p = { .stretch = S };
     struct wb_step st;
     CU_ASSERT_TRUE(wb_plan_next(&p, S + 5, &st));
     CU_ASSERT_EQUAL(st.start_from, 0);
@@ -42,7 +42,7 @@ test_each_stretch_started_then_waited(void)
 static void
 test_late_job_merges_stretches(void)
 {
-    struct wb_plan p = { 0, 0 };
+    struct wb_plan p = { .stretch = S };
     struct wb_step st;
     uint64_t started = 0, waited = 0;
     uint64_t written[] = { S, 4 * S + 7, 4 * S + 9, 5 * S, 9 * S - 1, 20 * S };
@@ -62,11 +62,29 @@ test_late_job_merges_stretches(void)
     CU_ASSERT_EQUAL(waited, 8 * S);
 }
 
+/* A session's smaller stretch: whole stretches of its own size only. */
+static void
+test_session_stretch(void)
+{
+    uint64_t s = WRITEBACK_STRETCH_SESSION;
+    struct wb_plan p = { .stretch = s };
+    struct wb_step st;
+    CU_ASSERT_TRUE(s < S);
+    CU_ASSERT_FALSE(wb_plan_next(&p, s - 1, &st));
+    CU_ASSERT_TRUE(wb_plan_next(&p, 5 * s + 3, &st));
+    CU_ASSERT_EQUAL(st.start_from, 0);
+    CU_ASSERT_EQUAL(st.start_to, 5 * s);
+    CU_ASSERT_TRUE(wb_plan_next(&p, 6 * s, &st));
+    CU_ASSERT_EQUAL(st.wait_to, 5 * s);
+    CU_ASSERT_EQUAL(st.start_to, 6 * s);
+}
+
 static CU_TestInfo tests[] = {
     {"nothing_before_a_whole_stretch", test_nothing_before_a_whole_stretch},
     {"each_stretch_started_then_waited",
      test_each_stretch_started_then_waited},
     {"late_job_merges_stretches", test_late_job_merges_stretches},
+    {"session_stretch", test_session_stretch},
     CU_TEST_INFO_NULL,
 };
 UNIT_SUITE("writeback", NULL, NULL, tests);
