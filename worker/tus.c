@@ -304,7 +304,7 @@ tus_usable(struct tus *t, int rc, bool body_unread, struct shm_view *v)
         return false;
     }
     if (v->state == SHM_DOOMED) {
-        tus_fail(t, 410, body_unread, "upload expired or tus_terminated");
+        tus_fail(t, 410, body_unread, "upload expired or terminated");
         return false;
     }
     if (tus_expired(t, v)) {

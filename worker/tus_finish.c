@@ -224,7 +224,7 @@ tus_terminate(struct tus *t)
     if (rc != 0 || v.proto != MANIFEST_PROTO_TUS)
         return tus_fail(t, rc == 0 ? 404 : rc, false, "no such upload");
     if (v.state == SHM_DOOMED)
-        return tus_fail(t, 410, false, "upload expired or tus_terminated");
+        return tus_fail(t, 410, false, "upload expired or terminated");
     if (tus_expired(t, &v))
         return tus_fail(t, 410, false, "upload expired (Upload-Expires has "
                     "passed)");

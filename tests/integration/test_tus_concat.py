@@ -283,7 +283,15 @@ def test_expired_partial_fails_final():
         time.sleep(1.5)
         fresh = upload_parts(d, t, data[1000:], [2000], len(data))
         time.sleep(1.0)        # the first is past its Upload-Expires now
-        assert_tus_error(final(d, t, locs + fresh), 410, "expired")
+        r = final(d, t, locs + fresh)
+        # 410 while the expired partial is still in the table; once the
+        # janitor has swept it (on a loaded machine it can come first),
+        # it is an unknown upload: 400 naming it. Either way nothing is
+        # published and the client starts that partial again.
+        if r.status == 400:
+            assert_tus_error(r, 400, "no such upload")
+        else:
+            assert_tus_error(r, 410, "expired")
         assert d.get(path).status == 404
         assert head(d, locs[0]).status in (404, 410)
         locs = upload_parts(d, t, data[:1000], [1000], len(data))
