@@ -276,6 +276,15 @@ sess_open(struct sess *s, bool create, sess_cb *cb, void *arg)
     }
     s->have_ref = true;
     s->is_new = rc == SHM_TABLE_NEW;
+    if (!s->is_new && v.state == SHM_DONE && v.proto == MANIFEST_PROTO_TUS) {
+        /* A tus final (and its spent partials) keeps its manifest while
+         * DONE, and HEAD must still name what it was concatenated from:
+         * read the HEADER if it is there; a plain tus upload's is gone,
+         * which is no error (open_done). */
+        s->peek_done = true;
+        sess_submit(s, J_OPEN);
+        return;
+    }
     if (!s->is_new && (v.state == SHM_DONE || v.state == SHM_DOOMED)) {
         notify(s, 0);          /* nothing on disk to open; caller decides */
         return;
@@ -319,6 +328,11 @@ static void
 open_done(struct sess *s)
 {
     char err[256];
+    if (s->peek_done) {
+        s->peek_done = false;
+        sess_answer(s, 0);        /* with the HEADER, or without it */
+        return;
+    }
     if (s->job_rc < 0) {
         log_error("session %s: %s", s->hdr.path, s->err);
         if (s->is_new) {

@@ -60,6 +60,7 @@ struct sess {
 
     enum job_kind          kind;
     bool                   create;
+    bool                   peek_done;      /* J_OPEN of a DONE tus session */
     uint64_t               job_from, job_to;
     uint32_t               job_crc;
     bool                   job_hashing;

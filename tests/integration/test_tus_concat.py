@@ -102,6 +102,9 @@ def test_concatenation_v1_published_once():
         assert h.status == 200, h
         assert h.header("Upload-Offset") == h.header("Upload-Length") \
             == str(len(data)), h
+        # tus 1.0.0: HEAD of a final names its partials, published or not
+        # (the list as the client sent it, paths on this server).
+        assert h.header("Upload-Concat") == "final;" + " ".join(locs), h
         # The partials are spent: their bytes are removed; a client whose
         # 201 was lost finds them complete and repeats the final, which
         # answers for the same upload.
@@ -109,6 +112,7 @@ def test_concatenation_v1_published_once():
         for loc, n in zip(locs, sizes):
             h = head(d, loc)
             assert h.status == 200 and h.header("Upload-Offset") == str(n), h
+            assert h.header("Upload-Concat") == "partial", h
             assert patch(d, loc, 0, data[:10]).status in (409, 413)
         r = final(d, t, absolute)
         assert r.status == 201 and r.header("Location") == floc, r
