@@ -229,6 +229,12 @@ syncpool_hold(struct syncpool *p, bool hold)
     return n;
 }
 
+bool
+syncpool_held(const struct syncpool *p)
+{
+    return p->held;
+}
+
 int
 syncpool_pending(const struct syncpool *p)
 {

@@ -30,6 +30,9 @@ void syncpool_submit_held(struct syncpool *p, struct sync_job *job);
 /* Hold (true) or release (false) the jobs of syncpool_submit_held.
  * Releasing submits every held job and returns how many there were. */
 int  syncpool_hold(struct syncpool *p, bool hold);
+/* True while syncpool_hold(p, true) is in force (loop thread only): work
+ * that a caller might do on the loop itself must then be submitted held. */
+bool syncpool_held(const struct syncpool *p);
 /* Threads now: from syncpool_create's count (the floor), grown by jobs
  * that find every thread busy, up to 32; idle ones above the floor exit
  * after 10 s. */

@@ -16,7 +16,9 @@
  *    before the body does: what arrived is then kept for a resume
  *    (upload_promote, upload_place.c).
  * Completion (fdatasync, link into place, directory fsync) runs on the
- * worker's sync pool; the answer is sent only after it.
+ * worker's sync pool; the answer is sent only after it. Under
+ * storage.sync = "off" a small one-shot upload completes on the loop
+ * (publish_on_loop).
  *
  * The parts: upload_parse.c (pure header parsing), upload_head.c (what the
  * head asks for and whether it may), upload_place.c (where the body goes:
@@ -524,6 +526,26 @@ late_verify_done(struct sync_job *job)
     upload_finish(up, up->result);
 }
 
+/* Under storage.sync = "off" a small one-shot upload is published right
+ * here, on the loop: with no sync to wait for, what is left (fchmod,
+ * mkdirat, linkat, unlinkat; a compare of at most this many bytes if the
+ * name is taken) is the same kind of work as the staging file's create and
+ * write that the loop already did, and cheaper than the hand-off to a pool
+ * thread and back (a futex wake, a context switch, an eventfd each way).
+ * It also keeps the directory operations of one worker in series: pool
+ * threads doing them at once spin on the directory's lock (issue 12,
+ * docs/performance.md, "Small uploads without a hand-off"). Not while the
+ * pool is held: a publication then waits like any other. */
+#define PUBLISH_ON_LOOP_MAX  (64 * 1024)
+
+static bool
+publish_on_loop(const struct upload *up)
+{
+    return up->w->conf->sync_mode == CONF_SYNC_OFF
+        && up->received <= PUBLISH_ON_LOOP_MAX
+        && up->ckpt == NULL && !syncpool_held(up->w->pool);
+}
+
 /* The body is complete and no write-back job is in flight: verify,
  * commit, publish. */
 static void
@@ -555,6 +577,11 @@ complete_settled(void *arg)
     }
     up->job.work = staging_publish_work;
     up->job.done = staging_publish_done;
+    if (publish_on_loop(up)) {
+        staging_publish_work(&up->job);
+        staging_publish_done(&up->job);
+        return;
+    }
     syncpool_submit_held(up->w->pool, &up->job);
 }
 
