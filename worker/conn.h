@@ -77,6 +77,8 @@ struct worker {
     struct auth_key    *keys;
     size_t              nkeys;
     bool                storage_failing;    /* storage.c: logged once */
+    uint64_t            storage_gate_turn;  /* storage.c: loop turn of the
+                                               last check that passed */
     struct listener     listeners[16];
     size_t              nlisten;
     bool                accepting;

@@ -17,6 +17,7 @@ struct loop {
     int           epfd;
     int           running;
     int64_t       now_ms;
+    uint64_t      turn;
     time_t        now_wall;
     int64_t       next_tick_ms;
     loop_tick_fn *tick;
@@ -116,6 +117,12 @@ loop_on_batch_end(struct loop *l, loop_tick_fn *fn, void *data)
     l->batch_data = data;
 }
 
+uint64_t
+loop_turn(const struct loop *l)
+{
+    return l->turn;
+}
+
 int64_t
 loop_now_ms(const struct loop *l)
 {
@@ -148,6 +155,7 @@ loop_run(struct loop *l)
         if (n < 0 && errno != EINTR)
             return -1;
         update_clocks(l);
+        l->turn++;
         for (int i = 0; i < n; i++) {
             struct loop_io *io = evs[i].data.ptr;
             io->fn(io, evs[i].events);

@@ -36,6 +36,9 @@ void loop_on_batch_end(struct loop *l, loop_tick_fn *fn, void *data);
 /* Runs until loop_stop; returns 0, or -1 if epoll_wait failed. */
 int  loop_run(struct loop *l);
 void loop_stop(struct loop *l);
+/* Which batch of events is being handled: 1, 2, ... (0 before the first),
+ * for work done once per batch. */
+uint64_t loop_turn(const struct loop *l);
 /* CLOCK_MONOTONIC milliseconds, cached per loop iteration. */
 int64_t loop_now_ms(const struct loop *l);
 /* Wall-clock seconds (CLOCK_REALTIME), read with the above: what a Date

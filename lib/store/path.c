@@ -251,22 +251,24 @@ open_parent(int root_fd, const char *rel, mode_t dir_mode, bool sync,
         errno = EINVAL;
         return -1;
     }
-    /* Always hand back an fd the caller owns, even for a one-component
-     * path whose parent is the root itself. */
-    cur = fcntl(root_fd, F_DUPFD_CLOEXEC, 0);
-    if (cur < 0) {
-        seterr(err, errlen, "dup of root fd: %s", strerror(errno));
-        return -1;
-    }
+    cur = root_fd;
     while ((slash = strchr(p, '/')) != NULL) {
         memcpy(comp, p, (size_t)(slash - p));
         comp[slash - p] = '\0';
         fd = open_dir(cur, comp, dir_mode, sync, err, errlen);
-        close_keep(cur);
+        if (cur != root_fd)
+            close_keep(cur);
         if (fd < 0)
             return -1;
         cur = fd;
         p = slash + 1;
+    }
+    /* Always hand back an fd the caller owns, even for a one-component
+     * path whose parent is the root itself (only then a dup: a syscall
+     * per upload saved on the usual /<dir>/<file>). */
+    if (cur == root_fd && (cur = fcntl(root_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+        seterr(err, errlen, "dup of root fd: %s", strerror(errno));
+        return -1;
     }
     *dirfd_r = cur;
     *leaf_r = p;
