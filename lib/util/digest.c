@@ -85,14 +85,3 @@ digest_sha256_fd_continue(struct digest_sha256 *d, int fd, uint64_t size)
     from_ctx(&c, off > d->len ? off : d->len, d);
     return 0;
 }
-
-int
-digest_sha256_fd(int fd, uint64_t size, uint8_t out[32])
-{
-    struct digest_sha256 d;
-    digest_sha256_init(&d);
-    if (digest_sha256_fd_continue(&d, fd, size) < 0)
-        return -1;
-    digest_sha256_final(&d, out);
-    return 0;
-}

@@ -5,8 +5,8 @@
  * resumable upload hashes each chunk as it arrives instead of re-reading
  * the whole file at publication (worker/session_publish.c).
  *
- * The *_fd calls do blocking I/O over a whole file: sync-pool threads
- * only. */
+ * digest_sha256_fd_continue does blocking I/O over a whole file:
+ * sync-pool threads only. */
 #ifndef LIB_UTIL_DIGEST_H
 #define LIB_UTIL_DIGEST_H
 
@@ -27,7 +27,5 @@ void digest_sha256_final(const struct digest_sha256 *d, uint8_t out[32]);
 /* Continues d with the file's bytes [d->len, size): 0, or -1 with errno
  * (EIO if the file is shorter than size). */
 int digest_sha256_fd_continue(struct digest_sha256 *d, int fd, uint64_t size);
-/* The SHA-256 of the file's first `size` bytes; 0, or -1 with errno. */
-int digest_sha256_fd(int fd, uint64_t size, uint8_t out[32]);
 
 #endif
